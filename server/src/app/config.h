@@ -1,0 +1,41 @@
+// ServerConfig: every setting of mxpolicyd, filled once from the command line
+// (flags.cc) and passed down; nothing below app/ reads flags.
+#ifndef MXPOLICY_APP_CONFIG_H_
+#define MXPOLICY_APP_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace mxpolicy {
+
+struct ServerConfig {
+  // gRPC listen address, host:port ("[::1]:8460" for IPv6). Port 0 picks one.
+  std::string listen = "127.0.0.1:8460";
+  // Unbound config file (ub_ctx_config); empty = full recursion from the root.
+  std::string unbound_config;
+  // DNSSEC trust anchor file; Debian's dns-root-data root key by default.
+  std::string trust_anchor_file = "/usr/share/dns/root.key";
+  // CA bundle for MTA-STS policy fetches; empty = the system store.
+  std::string sts_ca_file;
+  // TCP port for policy fetches (443 except in tests).
+  uint16_t sts_https_port = 443;
+  absl::Duration dns_timeout = absl::Seconds(5);
+  absl::Duration fetch_connect_timeout = absl::Seconds(5);
+  absl::Duration fetch_timeout = absl::Seconds(20);
+  // How long SIGTERM waits for in-flight calls before cancelling them.
+  absl::Duration shutdown_grace = absl::Seconds(10);
+};
+
+// Parses argv ("--name=value" or "--name value") into a ServerConfig.
+// "--help" prints every flag with its meaning and default and sets
+// *help_shown. INVALID_ARGUMENT for unknown flags, bad values and positional
+// arguments, with a message naming the flag.
+absl::StatusOr<ServerConfig> ParseServerFlags(int argc, char** argv,
+                                              bool* help_shown);
+
+}  // namespace mxpolicy
+
+#endif  // MXPOLICY_APP_CONFIG_H_

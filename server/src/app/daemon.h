@@ -1,0 +1,54 @@
+// Daemon: mxpolicyd's wiring — concrete adapters (libunbound, libcurl), the
+// resolver, and the gRPC server with the PolicyResolver, grpc.health.v1 and
+// reflection services. main() and the end-to-end tests both build it.
+#ifndef MXPOLICY_APP_DAEMON_H_
+#define MXPOLICY_APP_DAEMON_H_
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "server/src/app/config.h"
+
+namespace grpc {
+class Server;
+}  // namespace grpc
+
+namespace mxpolicy {
+
+class UnboundDnsClient;
+class CurlHttpsFetcher;
+class PolicyResolver;
+class PolicyService;
+
+// Contract: Create() loads the DNS context and trust anchor, then starts the
+// gRPC server; health reports SERVING only once everything is loaded, and
+// NOT_SERVING from the start of Shutdown(). Shutdown() lets in-flight calls
+// finish for up to `grace`, then cancels the rest; it is called once, from
+// one thread (destruction calls it if needed).
+class Daemon {
+ public:
+  // INVALID_ARGUMENT for bad files or listen address, UNAVAILABLE when the
+  // address cannot be bound.
+  static absl::StatusOr<std::unique_ptr<Daemon>> Create(
+      const ServerConfig& config);
+  ~Daemon();
+
+  // The bound gRPC port (useful with --listen=host:0).
+  int port() const { return port_; }
+  void Shutdown(absl::Duration grace);
+
+ private:
+  Daemon() = default;
+
+  std::unique_ptr<UnboundDnsClient> dns_;
+  std::unique_ptr<CurlHttpsFetcher> https_;
+  std::unique_ptr<PolicyResolver> resolver_;
+  std::unique_ptr<PolicyService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace mxpolicy
+
+#endif  // MXPOLICY_APP_DAEMON_H_

@@ -1,0 +1,157 @@
+// The command-line contract of mxpolicyd. Flag names (with dashes) are relied
+// upon by operators, the Helm chart and outside test suites: never rename
+// one. A small table-driven parser rather than absl flags, because absl flag
+// names cannot contain dashes.
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "server/src/app/config.h"
+
+namespace mxpolicy {
+namespace {
+
+struct Flag {
+  std::string name;
+  std::string help;
+  std::string default_text;
+  std::function<absl::Status(absl::string_view)> set;
+};
+
+std::function<absl::Status(absl::string_view)> SetString(std::string& out) {
+  return [&out](absl::string_view v) {
+    out = std::string(v);
+    return absl::OkStatus();
+  };
+}
+
+std::function<absl::Status(absl::string_view)> SetDuration(
+    absl::Duration& out, absl::string_view name) {
+  return [&out, name = std::string(name)](absl::string_view v) {
+    absl::Duration d;
+    if (!absl::ParseDuration(v, &d) || d <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--", name, ": want a positive duration like 5s or 500ms, got \"",
+          v, "\""));
+    }
+    out = d;
+    return absl::OkStatus();
+  };
+}
+
+std::function<absl::Status(absl::string_view)> SetPort(uint16_t& out,
+                                                      absl::string_view name) {
+  return [&out, name = std::string(name)](absl::string_view v) {
+    uint32_t port = 0;
+    if (!absl::SimpleAtoi(v, &port) || port == 0 || port > 65535) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", name, ": want a port 1..65535, got \"", v, "\""));
+    }
+    out = static_cast<uint16_t>(port);
+    return absl::OkStatus();
+  };
+}
+
+std::vector<Flag> ServerFlags(ServerConfig& c) {
+  const ServerConfig d;
+  auto dur = [](absl::Duration x) { return absl::FormatDuration(x); };
+  return {
+      {"listen",
+       "gRPC listen address host:port (IPv6 as [::1]:8460). Port 0 picks a "
+       "free port (logged at start).",
+       d.listen, SetString(c.listen)},
+      {"unbound-config",
+       "Unbound configuration file loaded with ub_ctx_config (stub zones, "
+       "forwarders, trust anchors). Empty: full recursion from the root.",
+       "\"\"", SetString(c.unbound_config)},
+      {"trust-anchor-file",
+       "DNSSEC trust anchor file (DS or DNSKEY records). Empty: only what "
+       "--unbound-config sets.",
+       d.trust_anchor_file, SetString(c.trust_anchor_file)},
+      {"sts-ca-file",
+       "CA bundle (PEM) for MTA-STS policy fetches. Empty: the system store.",
+       "\"\"", SetString(c.sts_ca_file)},
+      {"sts-https-port",
+       "TCP port for MTA-STS policy fetches (RFC 8461: 443; other values "
+       "are for test worlds).",
+       absl::StrCat(d.sts_https_port),
+       SetPort(c.sts_https_port, "sts-https-port")},
+      {"dns-timeout", "Time limit for one DNS lookup.", dur(d.dns_timeout),
+       SetDuration(c.dns_timeout, "dns-timeout")},
+      {"fetch-connect-timeout",
+       "Connect (TCP + TLS) time limit for an MTA-STS policy fetch.",
+       dur(d.fetch_connect_timeout),
+       SetDuration(c.fetch_connect_timeout, "fetch-connect-timeout")},
+      {"fetch-timeout", "Total time limit for an MTA-STS policy fetch.",
+       dur(d.fetch_timeout), SetDuration(c.fetch_timeout, "fetch-timeout")},
+      {"shutdown-grace",
+       "On SIGTERM/SIGINT, how long in-flight calls may run before they are "
+       "cancelled.",
+       dur(d.shutdown_grace), SetDuration(c.shutdown_grace, "shutdown-grace")},
+  };
+}
+
+void PrintHelp(const std::vector<Flag>& flags) {
+  std::printf(
+      "mxpolicyd — DANE-first / MTA-STS TLS policy service for mail fleets.\n"
+      "Usage: mxpolicyd [--flag=value ...]   (no flag is required)\n\n");
+  for (const Flag& f : flags) {
+    std::printf("  --%s (default: %s)\n      %s\n", f.name.c_str(),
+                f.default_text.c_str(), f.help.c_str());
+  }
+  std::printf("  --help\n      Show this text.\n");
+}
+
+}  // namespace
+
+absl::StatusOr<ServerConfig> ParseServerFlags(int argc, char** argv,
+                                              bool* help_shown) {
+  ServerConfig config;
+  const std::vector<Flag> flags = ServerFlags(config);
+  *help_shown = false;
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      PrintHelp(flags);
+      *help_shown = true;
+      return config;
+    }
+    if (!absl::ConsumePrefix(&arg, "--")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unexpected argument \"", arg, "\" (see --help)"));
+    }
+    absl::string_view name = arg, value;
+    bool has_value = false;
+    if (size_t eq = arg.find('='); eq != absl::string_view::npos) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+      has_value = true;
+    }
+    const Flag* flag = nullptr;
+    for (const Flag& f : flags) {
+      if (f.name == name) flag = &f;
+    }
+    if (flag == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown flag --", name, " (see --help)"));
+    }
+    if (!has_value) {
+      if (i + 1 >= argc) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", name, " needs a value"));
+      }
+      value = argv[++i];
+    }
+    if (absl::Status s = flag->set(value); !s.ok()) return s;
+  }
+  return config;
+}
+
+}  // namespace mxpolicy

@@ -1,0 +1,41 @@
+// PolicyResolver: turns a recipient domain into a ResolveResponse by running
+// the DNS (and later HTTPS) lookups asynchronously and handing the records to
+// the pure RFC logic in dane/ and sts/. It owns no threads: work runs on the
+// adapters' threads, never blocking them.
+#ifndef MXPOLICY_RESOLVER_POLICY_RESOLVER_H_
+#define MXPOLICY_RESOLVER_POLICY_RESOLVER_H_
+
+#include "absl/strings/string_view.h"
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "mxpolicy/v1/mxpolicy.pb.h"
+#include "server/src/dns/dns_client.h"
+#include "server/src/https/https_fetcher.h"
+
+namespace mxpolicy {
+
+// Contract: Resolve() validates and normalises the domain, then looks up the
+// MX RRset and fans out to every MX host's A, AAAA and TLSA lookups at once.
+// `done` runs exactly once — synchronously for INVALID_ARGUMENT, otherwise on
+// a DNS adapter thread. DNS failures are answers, not errors: they show in the
+// DNSSEC states and reasons of the response. Thread-safe; the adapters must
+// outlive every pending resolution.
+class PolicyResolver {
+ public:
+  using Callback =
+      absl::AnyInvocable<void(absl::StatusOr<v1::ResolveResponse>) &&>;
+
+  PolicyResolver(DnsClient& dns, HttpsFetcher& https);
+
+  void Resolve(absl::string_view domain, Callback done);
+
+ private:
+  DnsClient& dns_;
+  HttpsFetcher& https_;  // used by the MTA-STS branch
+};
+
+}  // namespace mxpolicy
+
+#endif  // MXPOLICY_RESOLVER_POLICY_RESOLVER_H_
