@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
@@ -58,19 +60,22 @@ pid_t Spawn(const std::vector<std::string>& args) {
   return pid;
 }
 
+// Polls health until SERVING. wait_for_ready keeps a call from failing fast
+// while the channel backs off from its first, too-early connect attempt.
 bool WaitServing(const std::string& target) {
   auto stub = health::Health::NewStub(
       grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
-  for (int i = 0; i < 100; ++i) {
+  const absl::Time give_up = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < give_up) {
     grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::milliseconds(200));
+    context.set_wait_for_ready(true);
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
     health::HealthCheckResponse response;
     if (stub->Check(&context, {}, &response).ok() &&
         response.status() == health::HealthCheckResponse::SERVING) {
       return true;
     }
-    usleep(50 * 1000);
+    usleep(20 * 1000);
   }
   return false;
 }

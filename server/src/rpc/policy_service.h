@@ -2,29 +2,45 @@
 // on the callback API. A reaction only starts the asynchronous resolution and
 // returns; the resolution's completion calls Finish() (gRPC 1.51 runs every
 // callback of the process on ~2 threads, so nothing here may block).
+//
+// Resolve is registered as a raw method: the request is decoded here rather
+// than by gRPC so that a domain with invalid UTF-8 — which protobuf refuses to
+// parse into a `string` field — still gets INVALID_ARGUMENT with a clear
+// message instead of an opaque framework error.
 #ifndef MXPOLICY_RPC_POLICY_SERVICE_H_
 #define MXPOLICY_RPC_POLICY_SERVICE_H_
 
+#include <string>
+
+#include "absl/status/statusor.h"
 #include "mxpolicy/v1/mxpolicy.grpc.pb.h"
 #include "server/src/resolver/policy_resolver.h"
 
 namespace mxpolicy {
 
 // Contract: Resolve answers INVALID_ARGUMENT for bad domains (with the
-// normaliser's message) and OK with a decision otherwise; other resolver
-// errors pass through with their code. Thread-safe; `resolver` must outlive
-// the server.
-class PolicyService final : public v1::PolicyResolver::CallbackService {
+// normaliser's message) and for requests that are not a ResolveRequest on
+// the wire, and OK with a decision otherwise; other resolver errors pass
+// through with their code. Thread-safe; `resolver` must outlive the server.
+class PolicyService final
+    : public v1::PolicyResolver::WithRawCallbackMethod_Resolve<
+          v1::PolicyResolver::Service> {
  public:
   explicit PolicyService(PolicyResolver& resolver) : resolver_(resolver) {}
 
   grpc::ServerUnaryReactor* Resolve(grpc::CallbackServerContext* context,
-                                    const v1::ResolveRequest* request,
-                                    v1::ResolveResponse* response) override;
+                                    const grpc::ByteBuffer* request,
+                                    grpc::ByteBuffer* response) override;
 
  private:
   PolicyResolver& resolver_;
 };
+
+// Reads ResolveRequest.domain from its wire form as raw bytes (no UTF-8
+// check; the normaliser does that), skipping unknown fields.
+// INVALID_ARGUMENT when the bytes are not a well-formed message.
+absl::StatusOr<std::string> DecodeResolveRequestDomain(
+    const grpc::ByteBuffer& request);
 
 // absl::Status → grpc::Status, keeping code and message.
 grpc::Status ToGrpcStatus(const absl::Status& status);
