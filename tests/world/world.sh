@@ -1,0 +1,743 @@
+#!/usr/bin/env bash
+# world.sh -- hermetic DNS(SEC) + HTTPS "test world" on 127.0.0.1.
+#
+#   world.sh start DIR   wipe DIR, generate keys/zones/CA/certs, start knotd +
+#                        nginx on random free loopback ports, wait until both
+#                        answer; writes DIR/world.env (also printed on stdout)
+#   world.sh stop DIR    stop both daemons (idempotent; missing DIR is fine)
+#
+# Everything (config, pids, logs, temp files) lives under DIR; nothing from
+# /etc/knot, /etc/nginx or /etc/ssl/openssl.cnf is used.  See README.md.
+#
+# Speed: start must take < 2 s on a busy 2-core VM where every fork+exec
+# costs ~8 ms, so this script avoids needless processes (no cat/sleep/date;
+# here-docs are written with the `hd` builtin helper) and runs key
+# generation, signing and the HTTPS certificates in parallel.  The remaining
+# cost is the ~30 ldns-keygen/ldns-signzone/openssl runs.
+# WORLD_TRACE=1 prints per-phase timings on stderr.
+set -euo pipefail
+shopt -s nullglob
+
+readonly SELF="${BASH_SOURCE[0]}"
+readonly TTL=300
+readonly STARTUP_TIMEOUT=10      # seconds, per daemon readiness wait
+readonly STOP_TIMEOUT=5          # seconds before SIGKILL
+
+log() { echo "world: $*" >&2; }
+die() { echo "world: ERROR: $*" >&2; exit 1; }
+
+# hd: copy a here-doc to stdout without forking cat
+hd() { local t; IFS= read -r -d '' t || true; printf '%s' "$t"; }
+
+# Fork-free clock (microseconds) and sleep.
+us() { local t=${EPOCHREALTIME/./}; REPLY=$((10#$t)); }
+SLEEP_FD=
+nap() {   # nap SECONDS
+    [[ -n $SLEEP_FD ]] || exec {SLEEP_FD}<> <(:)     # a pipe nobody writes to
+    read -r -t "$1" -u "$SLEEP_FD" || true
+}
+
+# step NAME: start phase NAME (named in failure messages; with WORLD_TRACE=1
+# the duration of the previous phase is printed)
+us; T0=$REPLY; T_LAST=$REPLY; PHASE=init
+step() {
+    if [[ ${WORLD_TRACE:-0} == 1 ]]; then
+        us; log "trace: $PHASE: $(((REPLY - T_LAST) / 1000)) ms"; T_LAST=$REPLY
+    fi
+    PHASE=$1
+}
+
+# Prefer the distro python (pyenv shims cost ~300 ms per call).
+PYTHON=/usr/bin/python3
+[[ -x $PYTHON ]] || PYTHON=python3
+
+###############################################################################
+# ports
+###############################################################################
+
+# Prints "DNS_PORT HTTPS_PORT"; DNS_PORT is free on both UDP and TCP.
+pick_ports() {
+    "$PYTHON" -S -I - <<'EOF'
+import socket
+def pick(udp_too):
+    while True:
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        t.bind(("127.0.0.1", 0))
+        port = t.getsockname()[1]
+        ok = True
+        if udp_too:
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                u.bind(("127.0.0.1", port))
+            except OSError:
+                ok = False
+            u.close()
+        t.close()
+        if ok:
+            return port
+dns = pick(True)
+https = pick(False)
+while https == dns:
+    https = pick(False)
+print(dns, https)
+EOF
+}
+
+###############################################################################
+# ca + certs
+###############################################################################
+
+write_openssl_cnf() {
+    : > "$W/ca/index.txt"
+    echo 1000 > "$W/ca/serial"
+    hd > "$W/ca/openssl.cnf" <<EOF
+# Minimal, self-contained OpenSSL config for the world test CA.
+[ ca ]
+default_ca = world_ca
+
+[ world_ca ]
+dir             = $W/ca
+database        = \$dir/index.txt
+new_certs_dir   = \$dir/newcerts
+serial          = \$dir/serial
+certificate     = $W/ca.pem
+private_key     = \$dir/ca.key
+default_md      = sha256
+policy          = policy_any
+copy_extensions = copy
+unique_subject  = no
+
+[ policy_any ]
+commonName = supplied
+
+[ req ]
+distinguished_name = req_dn
+prompt             = no
+
+[ req_dn ]
+CN = unused
+
+[ ca_ext ]
+basicConstraints       = critical, CA:TRUE
+keyUsage               = critical, keyCertSign, cRLSign
+subjectKeyIdentifier   = hash
+
+[ leaf_ext ]
+basicConstraints       = critical, CA:FALSE
+keyUsage               = critical, digitalSignature
+extendedKeyUsage       = serverAuth
+subjectKeyIdentifier   = hash
+authorityKeyIdentifier = keyid
+EOF
+}
+
+# openssl with our config only; errors go to ca/openssl.log
+ossl() { OPENSSL_CONF="$W/ca/openssl.cnf" openssl "$@" 2>>"$W/ca/openssl.log"; }
+
+readonly EC_KEY=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+
+make_ca() {
+    write_openssl_cnf
+    ossl req -x509 "${EC_KEY[@]}" -keyout "$W/ca/ca.key" -out "$W/ca.pem" \
+        -config "$W/ca/openssl.cnf" -extensions ca_ext \
+        -subj "/CN=World Test CA" -days 3650
+}
+
+# cert_good NAME [SAN]: key+cert for NAME issued by the test CA.
+# SAN defaults to NAME (pass another name to get a wrong-name cert).
+cert_good() {
+    local name=$1 san=${2:-$1}
+    ossl req -x509 "${EC_KEY[@]}" -keyout "$W/certs/$name.key" -out "$W/certs/$name.pem" \
+        -CA "$W/ca.pem" -CAkey "$W/ca/ca.key" \
+        -config "$W/ca/openssl.cnf" -extensions leaf_ext \
+        -subj "/CN=$name" -addext "subjectAltName=DNS:$san" -days 365
+}
+
+# cert_expired NAME: issued by the test CA, valid in January 2020 only.
+# (OpenSSL 3.0 "x509 -req"/"req -x509" cannot back-date; "ca" can.)
+cert_expired() {
+    local name=$1
+    ossl req -new "${EC_KEY[@]}" -keyout "$W/certs/$name.key" -out "$W/certs/$name.csr" \
+        -config "$W/ca/openssl.cnf" -subj "/CN=$name" \
+        -addext "subjectAltName=DNS:$name"
+    ossl ca -batch -notext -config "$W/ca/openssl.cnf" -extensions leaf_ext \
+        -startdate 20200101000000Z -enddate 20200201000000Z \
+        -in "$W/certs/$name.csr" -out "$W/certs/$name.pem"
+}
+
+# cert_selfsigned NAME: not from the test CA.
+cert_selfsigned() {
+    local name=$1
+    ossl req -x509 "${EC_KEY[@]}" -keyout "$W/certs/$name.key" -out "$W/certs/$name.pem" \
+        -config "$W/ca/openssl.cnf" -extensions leaf_ext \
+        -subj "/CN=$name" -addext "subjectAltName=DNS:$name" -days 365
+}
+
+# TLSA 3 1 1 data of a cert: sha256 of its DER SubjectPublicKeyInfo.
+spki_sha256() {
+    local h
+    h=$(openssl x509 -in "$1" -noout -pubkey \
+        | openssl pkey -pubin -outform DER | sha256sum)
+    echo "${h%% *}"
+}
+
+# Certs the DNS zones need (TLSA); must exist before make_zones.
+make_dns_certs() {
+    make_ca
+    cert_good mx1.dane.test
+}
+
+# Certs only nginx needs; built in the background while zones are signed.
+make_https_certs() {
+    cert_good mta-sts.insecure.test
+    cert_good mta-sts.wrongname.test mta-sts.other.test
+    cert_expired mta-sts.expired.test
+    cert_selfsigned mta-sts.selfsigned.test
+}
+
+###############################################################################
+# zones
+###############################################################################
+# A child zone of test. is declared (in define_children) with
+#     define_zone NAME MODE <<EOF
+#     records, relative to $ORIGIN NAME.  (SOA and "@ NS ns.test." are added)
+#     EOF
+# MODE: signed      normal DNSSEC, DS in test.
+#       insecure    unsigned, no DS in test. (provably insecure via NSEC)
+#       bogus-sig   signed, then the RRSIG of the apex MX RRset is corrupted
+#       bogus-ds    signed, but test. publishes the DS of an unrelated KSK
+#       expired     signed with signatures valid in January 2020 only
+# Every child is delegated from test. with "NS ns.test." (ns.test A 127.0.0.1).
+#
+# Build steps, each parallel over all zones:
+#   1. keys: KSK + ZSK (ECDSAP256SHA256) per zone in keys/ZONE/{ksk,zsk}/, one
+#      key per directory so a key-tag collision cannot overwrite files
+#   2. test.zone: glue, delegations, children's DS; trust-anchor.ds
+#   3. ldns-signzone (NSEC) zones/ZONE.zone -> zones/ZONE.zone.signed
+# knot serves the .signed files (.zone for insecure zones) as they are.
+
+ZONES=()                               # child zone names, in declaration order
+declare -A ZONE_MODE=([test]=signed)   # zone -> MODE (incl. the parent)
+
+zone_header() {
+    # shellcheck disable=SC2016  # $ORIGIN/$TTL are zone-file directives
+    printf '$ORIGIN %s.\n$TTL %s\n@ SOA ns.test. hostmaster.test. 1 3600 600 86400 %s\n@ NS ns.test.\n' \
+        "$1" "$TTL" "$TTL"
+}
+
+define_zone() {
+    local name=$1 mode=$2
+    case $mode in signed|insecure|bogus-sig|bogus-ds|expired) ;;
+        *) die "define_zone $name: unknown mode '$mode'" ;; esac
+    ZONES+=("$name")
+    ZONE_MODE[$name]=$mode
+    { zone_header "$name"; hd; } > "$W/zones/$name.zone"
+}
+
+define_children() {
+    local tlsa_mx1
+    tlsa_mx1=$(spki_sha256 "$W/certs/mx1.dane.test.pem")
+
+    define_zone dane.test signed <<EOF
+@ MX 10 mx1.dane.test.
+mx1 A 127.0.0.1
+mx1 AAAA ::1
+_25._tcp.mx1 TLSA 3 1 1 $tlsa_mx1
+multi TXT "v=STSv1; id=ab" "cd;"
+EOF
+
+    define_zone nodane.test signed <<EOF
+@ MX 10 mx.nodane.test.
+@ TXT "hello"
+mx A 127.0.0.1
+EOF
+
+    define_zone insecure.test insecure <<EOF
+@ MX 10 mx.insecure.test.
+mx A 127.0.0.1
+_mta-sts TXT "v=STSv1; id=20240101"
+mta-sts A 127.0.0.1
+EOF
+
+    define_zone bogus-sig.test bogus-sig <<EOF
+@ MX 10 mx.bogus-sig.test.
+mx A 127.0.0.1
+EOF
+
+    define_zone bogus-ds.test bogus-ds <<EOF
+@ MX 10 mx.bogus-ds.test.
+mx A 127.0.0.1
+EOF
+
+    define_zone bogus-expired.test expired <<EOF
+@ MX 10 mx.bogus-expired.test.
+mx A 127.0.0.1
+EOF
+
+    define_zone secmx-insecure-host.test signed <<EOF
+@ MX 10 mx.insecure.test.
+EOF
+}
+
+# Wait for the given background pids; die if any failed or if anything was
+# written to the build log (ldns-signzone only warns about unreadable keys).
+wait_all() {
+    local what=$1 p rc=0; shift
+    for p in "$@"; do wait "$p" || rc=1; done
+    ((rc == 0)) || die "$what failed"
+    [[ ! -s $W/zones/build.log ]] || die "$what printed errors"
+}
+
+# only_file DIR GLOB: the single file matching DIR/GLOB
+only_file() {
+    # shellcheck disable=SC2206  # $2 is a glob on purpose
+    local f=("$1"/$2)
+    ((${#f[@]} == 1)) || die "expected one $2 in $1, found ${#f[@]}"
+    REPLY=${f[0]}
+}
+
+# ds_of ZONE ROLE: the DS record (SHA-256, digest type 2) of the KSK in
+# keys/ZONE/ROLE, with our TTL.  It is the file ldns-keygen -k writes
+# (identical to `ldns-key2ds -n -2` output, minus the TTL; reading it saves
+# one process per zone).
+ds_of() {
+    local owner type tag alg dtype digest
+    only_file "$W/keys/$1/$2" 'K*.ds'
+    read -r owner _ type tag alg dtype digest < "$REPLY"     # owner IN DS ...
+    [[ $type == DS && $alg == 13 && $dtype == 2 && -n $digest ]] \
+        || die "unexpected DS in $REPLY"
+    printf '%s\t%s\tIN\tDS\t%s %s %s %s\n' "$owner" "$TTL" "$tag" "$alg" "$dtype" "$digest"
+}
+
+# Flip one base64 character of the RRSIG covering the apex MX RRset.
+corrupt_mx_rrsig() {
+    local zone=$1 file="$W/zones/$1.zone.signed" lines i n=0 r
+    mapfile -t lines < "$file"
+    for i in "${!lines[@]}"; do
+        read -r -a r <<<"${lines[i]}"
+        if [[ ${r[0]} == "$zone." && ${r[3]} == RRSIG && ${r[4]} == MX ]]; then
+            local s=${r[-1]}
+            [[ ${s:9:1} == A ]] && r[-1]=${s:0:9}B${s:10} || r[-1]=${s:0:9}A${s:10}
+            lines[i]="${r[*]}"
+            n=$((n + 1))
+        fi
+    done
+    ((n == 1)) || die "corrupt_mx_rrsig $zone: expected one apex MX RRSIG, found $n"
+    printf '%s\n' "${lines[@]}" > "$file"
+}
+
+make_zones() {
+    local z role dirs=() pids=() validity
+    define_children
+
+    # 1. keys
+    for z in test "${ZONES[@]}"; do
+        [[ ${ZONE_MODE[$z]} != insecure ]] || continue
+        dirs+=("$W/keys/$z/ksk" "$W/keys/$z/zsk")
+        [[ ${ZONE_MODE[$z]} != bogus-ds ]] || dirs+=("$W/keys/$z/unrelated")
+    done
+    mkdir -p "${dirs[@]}"
+    for role in "${dirs[@]}"; do
+        z=${role%/*}; z=${z##*/}
+        local k=""
+        [[ $role == */zsk ]] || k=-k
+        (cd "$role" && exec ldns-keygen -a ECDSAP256SHA256 $k "$z") \
+            >/dev/null 2>>"$W/zones/build.log" &
+        pids+=($!)
+    done
+    wait_all "key generation" "${pids[@]}"
+    step zone-signing
+
+    # 2. the parent: glue, delegations and the children's DS records
+    {
+        zone_header test
+        echo "ns A 127.0.0.1"
+        for z in "${ZONES[@]}"; do
+            echo "$z. NS ns.test."
+            case ${ZONE_MODE[$z]} in
+                insecure) ;;
+                bogus-ds) ds_of "$z" unrelated ;;
+                *)        ds_of "$z" ksk ;;
+            esac
+        done
+    } > "$W/zones/test.zone"
+    ds_of test ksk > "$W/trust-anchor.ds"
+
+    # 3. signing
+    pids=()
+    for z in test "${ZONES[@]}"; do
+        case ${ZONE_MODE[$z]} in
+            insecure) continue ;;
+            expired)  validity=(-i 20200101 -e 20200201) ;;
+            *)        validity=(-i $((NOW - 86400)) -e $((NOW + 30 * 86400))) ;;
+        esac
+        only_file "$W/keys/$z/zsk" 'K*.private'; local zsk=${REPLY%.private}
+        only_file "$W/keys/$z/ksk" 'K*.private'; local ksk=${REPLY%.private}
+        ldns-signzone -o "$z." "${validity[@]}" -f "$W/zones/$z.zone.signed" \
+            "$W/zones/$z.zone" "$zsk" "$ksk" >/dev/null 2>>"$W/zones/build.log" &
+        pids+=($!)
+    done
+    wait_all "zone signing" "${pids[@]}"
+
+    for z in "${ZONES[@]}"; do
+        [[ ${ZONE_MODE[$z]} != bogus-sig ]] || corrupt_mx_rrsig "$z"
+    done
+}
+
+###############################################################################
+# knot
+###############################################################################
+
+start_knot() {
+    {
+        hd <<EOF
+# Generated by world.sh -- serves the pre-signed zone files as they are.
+server:
+    rundir: "$W/knot/run"
+    listen: 127.0.0.1@$DNS_PORT
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+
+log:
+  - target: "$W/knot/knot.log"
+    any: info
+
+database:
+    storage: "$W/knot/db"
+
+control:
+    listen: "$W/knot/run/knot.sock"
+
+template:
+  - id: default
+    storage: "$W/zones"
+    dnssec-signing: off
+    zonefile-load: whole
+    zonefile-sync: -1
+    journal-content: none
+
+zone:
+EOF
+        local z file
+        for z in test "${ZONES[@]}"; do
+            file="$z.zone.signed"
+            [[ ${ZONE_MODE[$z]} != insecure ]] || file="$z.zone"
+            printf '  - domain: %s.\n    file: "%s"\n' "$z" "$file"
+        done
+    } > "$W/knot.conf"
+
+    knotd -c "$W/knot.conf" -s "$W/knot/run/knot.sock" \
+        </dev/null >"$W/knot/knotd.out" 2>&1 &
+    echo $! > "$W/run/knotd.pid"
+}
+
+# Every zone (test. + children) answers its SOA authoritatively, and
+# dane.test MX is served.
+knot_ready() {
+    local out z args=() nl=$'\n' s='[[:space:]]+'
+    # kdig multi-query syntax: NAME TYPE NAME TYPE ...
+    for z in test "${ZONES[@]}"; do args+=("$z." SOA); done
+    out=$nl$(kdig @127.0.0.1 -p "$DNS_PORT" +tcp +retry=0 +timeout=1 +dnssec \
+             dane.test. MX "${args[@]}" 2>/dev/null) || return 1
+    # answer lines: "NAME<ws>TTL<ws>IN<ws>TYPE<ws>RDATA"
+    [[ $out =~ ${nl}dane\.test\.${s}[0-9]+${s}IN${s}MX${s}10\ mx1\.dane\.test\. ]] || return 1
+    for z in test "${ZONES[@]}"; do
+        [[ $out =~ ${nl}${z//./\\.}\.${s}[0-9]+${s}IN${s}SOA${s} ]] || return 1
+    done
+}
+
+###############################################################################
+# nginx
+###############################################################################
+
+make_docroot() {
+    local www="$W/nginx/www" buf
+    printf 'version: STSv1\r\nmode: enforce\r\nmx: mx.insecure.test\r\nmax_age: 86400\r\n' \
+        > "$www/.well-known/mta-sts.txt"
+    printf -v buf '%070000d' 0; printf '%s' "$buf" > "$www/big"     # 70000 x "0"
+    printf -v buf '%064000d' 0; printf '%s' "$buf" > "$www/stall"   # 64000 x "0"
+    printf '<html></html>' > "$www/html"
+}
+
+# nginx_vhost SERVER_NAME CERT_NAME [default_server]
+# All vhosts serve the same docroot and test endpoints.
+nginx_vhost() {
+    hd <<EOF
+
+    server {
+        listen 127.0.0.1:$HTTPS_PORT ssl${3:+ $3};
+        server_name $1;
+        ssl_certificate     $W/certs/$2.pem;
+        ssl_certificate_key $W/certs/$2.key;
+
+        location = /redirect { return 301 /.well-known/mta-sts.txt; }
+        # headers + ~700 body bytes at once, then 1 byte/s (64000-byte file)
+        location = /stall    { limit_rate_after 1k; limit_rate 1; }
+        location = /html     { default_type text/html; }
+        location /           { }
+    }
+EOF
+}
+
+start_nginx() {
+    local n="$W/nginx" user_line=""
+    make_docroot
+    # as root, workers would otherwise run as nobody and might not reach DIR
+    ((EUID != 0)) || user_line="user root root;"
+    {
+        hd <<EOF
+# Generated by world.sh
+$user_line
+worker_processes 1;
+pid $n/nginx.pid;
+error_log $n/error.log info;
+
+events { worker_connections 256; }
+
+http {
+    access_log $n/access.log;
+    client_body_temp_path $n/tmp/client_body;
+    proxy_temp_path       $n/tmp/proxy;
+    fastcgi_temp_path     $n/tmp/fastcgi;
+    uwsgi_temp_path       $n/tmp/uwsgi;
+    scgi_temp_path        $n/tmp/scgi;
+
+    types { }
+    default_type text/plain;
+    absolute_redirect off;
+    server_tokens off;
+    root $n/www;
+
+    ssl_protocols TLSv1.2 TLSv1.3;
+EOF
+        nginx_vhost mta-sts.insecure.test   mta-sts.insecure.test default_server
+        nginx_vhost mta-sts.wrongname.test  mta-sts.wrongname.test
+        nginx_vhost mta-sts.expired.test    mta-sts.expired.test
+        nginx_vhost mta-sts.selfsigned.test mta-sts.selfsigned.test
+        echo "}"
+    } > "$n/nginx.conf"
+
+    nginx -p "$n" -c "$n/nginx.conf" -e "$n/error.log" -g 'daemon off;' \
+        </dev/null >"$n/nginx.out" 2>&1 &
+    echo $! > "$W/run/nginx.pid"
+}
+
+nginx_ready() {
+    local body
+    body=$(curl -sS --max-time 1 --cacert "$W/ca.pem" \
+        --connect-to "mta-sts.insecure.test:443:127.0.0.1:$HTTPS_PORT" \
+        https://mta-sts.insecure.test/.well-known/mta-sts.txt 2>/dev/null) || return 1
+    [[ $body == version:\ STSv1* ]]
+}
+
+###############################################################################
+# wait / stop
+###############################################################################
+
+# alive PID: the process exists and is not a zombie (orphans are reaped late).
+alive() {
+    local stat
+    read -r stat 2>/dev/null < "/proc/$1/stat" || return 1
+    stat=${stat##*) }
+    [[ ${stat:0:1} != Z ]]
+}
+
+# wait_ready NAME CHECK_FN LOGFILE...: poll CHECK_FN until it succeeds; fail
+# (printing the logs) if the daemon dies or STARTUP_TIMEOUT expires.
+wait_ready() {
+    local name=$1 check=$2 pid deadline; shift 2
+    read -r pid < "$W/run/$name.pid"
+    us; deadline=$((REPLY + STARTUP_TIMEOUT * 1000000))
+    until "$check"; do
+        if ! alive "$pid"; then
+            log "$name (pid $pid) died during startup"
+            dump_logs "$@"; return 1
+        fi
+        us
+        if ((REPLY > deadline)); then
+            log "$name not ready after ${STARTUP_TIMEOUT}s"
+            dump_logs "$@"; return 1
+        fi
+        nap 0.02
+    done
+}
+
+dump_logs() {
+    local f
+    for f in "$@"; do
+        [[ -s $f ]] || continue
+        echo "----- $f (last 40 lines) -----" >&2
+        tail -n 40 "$f" >&2
+    done
+}
+
+# stop_daemon DIR NAME: TERM the pid in DIR/run/NAME.pid (if it still is a
+# NAME process) and wait until it and its children are gone; SIGKILL after
+# STOP_TIMEOUT.
+stop_daemon() {
+    local dir=$1 name=$2 pidfile="$1/run/$2.pid" pid="" comm="" p left deadline sig=TERM
+    [[ -f $pidfile ]] || return 0
+    read -r pid < "$pidfile" || true
+    [[ $pid =~ ^[0-9]+$ ]] && read -r comm 2>/dev/null < "/proc/$pid/comm" || comm=""
+    if [[ $comm == "$name" ]] && alive "$pid"; then
+        # nginx workers are children of the master: wait for them too
+        local kids=() pids
+        mapfile -t kids < <(ps -o pid= --ppid "$pid" 2>/dev/null || true)
+        pids=("$pid" ${kids[@]+"${kids[@]// /}"})
+        kill -TERM "$pid" 2>/dev/null || true
+        us; deadline=$((REPLY + STOP_TIMEOUT * 1000000))
+        while :; do
+            left=()
+            for p in "${pids[@]}"; do alive "$p" && left+=("$p"); done
+            ((${#left[@]} == 0)) && break
+            us
+            if ((REPLY > deadline)); then
+                if [[ $sig == KILL ]]; then
+                    log "ERROR: $name (pids ${left[*]}) still alive after SIGKILL"
+                    return 1
+                fi
+                log "$name did not exit after ${STOP_TIMEOUT}s, sending SIGKILL"
+                kill -KILL "${left[@]}" 2>/dev/null || true
+                sig=KILL
+                deadline=$((REPLY + STOP_TIMEOUT * 1000000))
+            fi
+            nap 0.01
+        done
+    fi
+    rm -f "$pidfile"
+}
+
+stop_world() {
+    local dir=$1 rc=0
+    [[ -d $dir/run ]] || return 0
+    stop_daemon "$dir" nginx || rc=1
+    stop_daemon "$dir" knotd || rc=1
+    return $rc
+}
+
+###############################################################################
+# commands
+###############################################################################
+
+abs_dir() {
+    local d=$1
+    [[ -n $d ]] || die "empty DIR"
+    [[ $d == /* ]] || d="$PWD/$d"
+    while [[ $d == */ && $d != / ]]; do d=${d%/}; done
+    [[ $d != / ]] || die "refusing to use / as world DIR"
+    REPLY=$d
+}
+
+on_start_exit() {
+    local rc=$?
+    trap - EXIT
+    if ((rc != 0)); then
+        log "start failed in phase '$PHASE' (exit $rc); stopping what was started"
+        case $PHASE in
+            certs|https-certs) dump_logs "$W/ca/openssl.log" ;;
+            zone-*)            dump_logs "$W/zones/build.log" ;;
+        esac
+        stop_world "$W" || true
+        # leftover helper jobs (openssl, ldns-*, python) if we were interrupted
+        local jobs_left
+        jobs_left=$(jobs -p)
+        if [[ -n $jobs_left ]]; then
+            # shellcheck disable=SC2086  # one pid per word
+            kill $jobs_left 2>/dev/null || true
+            wait 2>/dev/null || true
+        fi
+        log "start FAILED; everything is in $W"
+    fi
+    exit $rc
+}
+
+cmd_start() {
+    abs_dir "$1"; W=$REPLY
+    NOW=$EPOCHSECONDS
+
+    # Never rm -rf a directory that is not (or was not) a world.
+    if [[ -d $W ]]; then
+        if [[ -e $W/.world ]]; then
+            stop_world "$W" || die "could not stop the old world in $W"
+        else
+            local old; old=("$W"/* "$W"/.[!.]* "$W"/..?*)
+            ((${#old[@]} == 0)) \
+                || die "$W is not empty and not a world dir (no .world marker); refusing to wipe it"
+        fi
+        rm -rf "$W"
+    fi
+    mkdir -p "$W/run" "$W/ca/newcerts" "$W/certs" "$W/zones" \
+        "$W/knot/db" "$W/knot/run" "$W/nginx/tmp" "$W/nginx/www/.well-known"
+    : > "$W/.world"
+    trap on_start_exit EXIT
+    trap 'exit 130' INT TERM HUP          # run on_start_exit on signals too
+
+    step certs
+    local ports_file="$W/run/ports"
+    pick_ports > "$ports_file" & local ports_job=$!
+    make_dns_certs
+    make_https_certs & CERTS_JOB=$!
+
+    step zone-keys
+    make_zones
+
+    step start-knot
+    wait "$ports_job" || die "could not pick free ports"
+    read -r DNS_PORT HTTPS_PORT < "$ports_file" || true
+    [[ ${DNS_PORT:-} =~ ^[0-9]+$ && ${HTTPS_PORT:-} =~ ^[0-9]+$ ]] \
+        || die "could not pick free ports"
+    start_knot
+    step https-certs
+    wait "$CERTS_JOB" || die "certificate generation failed"
+    step start-nginx
+    start_nginx
+
+    hd > "$W/unbound.conf" <<EOF
+server:
+    do-not-query-localhost: no
+    local-zone: "test." nodefault
+    trust-anchor-file: "$W/trust-anchor.ds"
+    val-log-level: 2
+stub-zone:
+    name: "test."
+    stub-addr: 127.0.0.1@$DNS_PORT
+EOF
+    hd > "$W/world.env" <<EOF
+DNS_PORT=$DNS_PORT
+HTTPS_PORT=$HTTPS_PORT
+UNBOUND_CONF=$W/unbound.conf
+CA_FILE=$W/ca.pem
+TRUST_ANCHOR=$W/trust-anchor.ds
+WORLD_DIR=$W
+EOF
+
+    step wait-knot
+    wait_ready knotd knot_ready "$W/knot/knot.log" "$W/knot/knotd.out"
+    step wait-nginx
+    wait_ready nginx nginx_ready "$W/nginx/error.log" "$W/nginx/nginx.out"
+    step ready
+
+    trap - EXIT INT TERM HUP
+    us; log "started in $(((REPLY - T0) / 1000)) ms: dns=127.0.0.1@$DNS_PORT https=127.0.0.1:$HTTPS_PORT dir=$W"
+    printf '%s' "$(<"$W/world.env")"; echo
+}
+
+cmd_stop() {
+    abs_dir "$1"
+    [[ -d $REPLY ]] || return 0
+    stop_world "$REPLY"
+}
+
+usage() { echo "usage: $SELF start|stop DIR" >&2; exit 2; }
+
+main() {
+    (($# == 2)) || usage
+    case $1 in
+        start) cmd_start "$2" ;;
+        stop)  cmd_stop "$2" ;;
+        *)     usage ;;
+    esac
+}
+
+main "$@"
