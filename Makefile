@@ -18,7 +18,7 @@ configure: deps
 	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) >/dev/null
 
 build: configure
-	@cmake --build $(BUILD_DIR) -j $(JOBS)
+	@MAKEFLAGS= cmake --build $(BUILD_DIR) -j $(JOBS) -- --no-print-directory
 
 run: build
 	@echo "mxpolicyd: listening on 127.0.0.1:8460 (Ctrl-C to stop); try: $(BUILD_DIR)/client/mxpolicy resolve example.org"

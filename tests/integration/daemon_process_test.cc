@@ -112,7 +112,7 @@ class SilentDns {
     bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
     socklen_t len = sizeof addr;
     getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    conf_ = dir + "/silent-unbound.conf";
+    conf_ = absl::StrCat(dir, "/silent-", ntohs(addr.sin_port), ".conf");
     FILE* f = fopen(conf_.c_str(), "w");
     fprintf(f,
             "server:\n  do-not-query-localhost: no\n  local-zone: \"test.\" "

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -156,12 +157,18 @@ TEST_F(DnsClientTest, ManyConcurrentLookupsAllComplete) {
   absl::Notification all;
   for (int i = 0; i < kN; ++i) {
     client_->Lookup("dane.test", RrType::kMx, [&](absl::StatusOr<DnsAnswer> a) {
-      absl::MutexLock lock(&mu);
-      if (a.ok() && a->secure()) ++secure;
-      if (++done == kN) all.Notify();
+      bool last;
+      {
+        absl::MutexLock lock(&mu);
+        if (a.ok() && a->secure()) ++secure;
+        last = ++done == kN;
+      }
+      // Outside the lock: once notified, the test may destroy `mu`.
+      if (last) all.Notify();
     });
   }
   ASSERT_TRUE(all.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  absl::MutexLock lock(&mu);
   EXPECT_EQ(secure, kN);
 }
 
@@ -185,7 +192,7 @@ TEST(DnsClientTimeoutTest, SilentServerTimesOut) {
   ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
   socklen_t len = sizeof addr;
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  const std::string conf = env->dir + "/silent-unbound.conf";
+  const std::string conf = absl::StrCat(env->dir, "/silent-", ntohs(addr.sin_port), ".conf");
   FILE* f = fopen(conf.c_str(), "w");
   ASSERT_NE(f, nullptr);
   fprintf(f,
