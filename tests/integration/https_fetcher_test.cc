@@ -2,8 +2,6 @@
 // (tests/world/world.sh): one nginx on 127.0.0.1:HTTPS_PORT with a vhost per
 // case and certificates from the world's test CA. No mocks: real libcurl,
 // real OpenSSL, real TLS.
-#include "server/src/https/curl_https_fetcher.h"
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -24,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "server/src/https/curl_https_fetcher.h"
 #include "tests/support/world_env.h"
 
 namespace mxpolicy {
@@ -126,8 +125,8 @@ class ScopedEnv {
   }
   void Set(const std::string& name, const char* value) {
     const char* old = std::getenv(name.c_str());
-    saved_.emplace_back(name, old == nullptr ? std::nullopt
-                                             : std::optional<std::string>(old));
+    saved_.emplace_back(
+        name, old == nullptr ? std::nullopt : std::optional<std::string>(old));
     if (value == nullptr) {
       unsetenv(name.c_str());
     } else {
@@ -195,7 +194,8 @@ TEST_F(HttpsFetcherTest, FetchesPolicy) {
 TEST_F(HttpsFetcherTest, WrongNameIsNameMismatch) {
   auto fetcher = MakeFetcher();
   ASSERT_NE(fetcher, nullptr);
-  FetchResult r = FetchAndWait(*fetcher, WorldRequest("mta-sts.wrongname.test"));
+  FetchResult r =
+      FetchAndWait(*fetcher, WorldRequest("mta-sts.wrongname.test"));
   EXPECT_EQ(r.error, FetchError::kTlsNameMismatch) << Describe(r);
   EXPECT_NE(r.error_detail, "");
 }
@@ -339,8 +339,8 @@ TEST_F(HttpsFetcherTest, EnvironmentProxyIsIgnored) {
   const std::string proxy =
       "http://127.0.0.1:" + std::to_string(dead_proxy.port());
   ScopedEnv env;
-  for (const char* name : {"https_proxy", "HTTPS_PROXY", "all_proxy",
-                           "ALL_PROXY"}) {
+  for (const char* name :
+       {"https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"}) {
     env.Set(name, proxy.c_str());
   }
   env.Set("no_proxy", nullptr);
@@ -390,8 +390,7 @@ TEST_F(HttpsFetcherTest, ConcurrentFetchesCompleteOnOneThread) {
   std::vector<std::pair<std::shared_ptr<Outcome>, FetchError>> outcomes;
   for (int round = 0; round < 4; ++round) {
     for (const auto& [host, expected] : cases) {
-      outcomes.emplace_back(StartFetch(*fetcher, WorldRequest(host)),
-                            expected);
+      outcomes.emplace_back(StartFetch(*fetcher, WorldRequest(host)), expected);
     }
   }
   std::set<std::thread::id> threads;

@@ -32,8 +32,8 @@ INSTANTIATE_TEST_SUITE_P(
     Spec, NormalizeGoodTest,
     ::testing::Values(
         Good{"example.com", "example.com"},
-        Good{"EXAMPLE.Com", "example.com"},              // SPEC J3
-        Good{"example.com.", "example.com"},             // SPEC J2
+        Good{"EXAMPLE.Com", "example.com"},               // SPEC J3
+        Good{"example.com.", "example.com"},              // SPEC J2
         Good{"bücher.example", "xn--bcher-kva.example"},  // SPEC J1
         Good{"BÜCHER.example", "xn--bcher-kva.example"},  // UTS #46 mapping
         Good{"XN--BCHER-KVA.example", "xn--bcher-kva.example"},  // J1 case
@@ -67,23 +67,21 @@ INSTANTIATE_TEST_SUITE_P(
     Spec, NormalizeBadTest,
     ::testing::Values(
         Bad{"", "empty"}, Bad{".", "leading dot"},
-        Bad{".example.com", "leading dot"},          // SPEC I1 parent key
-        Bad{"[192.0.2.1]", "address literal"},       // SPEC A10
+        Bad{".example.com", "leading dot"},     // SPEC I1 parent key
+        Bad{"[192.0.2.1]", "address literal"},  // SPEC A10
         Bad{"[relay.example]:587", "address literal"},
-        Bad{"relay.example:587", "':'"},
-        Bad{"2001:db8::1", "':'"},
+        Bad{"relay.example:587", "':'"}, Bad{"2001:db8::1", "':'"},
         Bad{"192.0.2.1", "IP address literal"},
-        Bad{"example..com", "empty label"},
-        Bad{"example.com..", "empty label"},
+        Bad{"example..com", "empty label"}, Bad{"example.com..", "empty label"},
         Bad{std::string(64, 'a') + ".test", "longer than 63"},
         Bad{LongName(), "longer than 253"},
         Bad{"exa mple.com", "letters, digits"},
-        Bad{"under_score.test", "letters, digits"},
-        Bad{"-lead.test", "'-'"},
-        Bad{"bad\xff.test", "UTF-8"},
-        Bad{"bad\xc3.test", "UTF-8"},
+        Bad{"under_score.test", "letters, digits"}, Bad{"-lead.test", "'-'"},
+        Bad{"bad\xff.test", "UTF-8"}, Bad{"bad\xc3.test", "UTF-8"},
         Bad{"xn--zz.test", "A-label"},  // SPEC J1: invalid punycode
-        Bad{"a\x01" "b.test", "letters, digits"}),
+        Bad{"a\x01"
+            "b.test",
+            "letters, digits"}),
     [](const ::testing::TestParamInfo<Bad>& info) {
       std::string name = absl::StrCat(info.index, "_", info.param.why);
       for (char& c : name) {

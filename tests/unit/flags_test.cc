@@ -33,12 +33,12 @@ TEST(FlagsTest, DefaultsNeedNoConfigFile) {
 }
 
 TEST(FlagsTest, ContractNamesParse) {
-  absl::StatusOr<ServerConfig> c = Parse(
-      {"--listen=127.0.0.1:0", "--unbound-config=/w/unbound.conf",
-       "--trust-anchor-file", "/w/ta.ds", "--sts-ca-file=/w/ca.pem",
-       "--sts-https-port=8443", "--dns-timeout=1500ms",
-       "--fetch-connect-timeout=2s", "--fetch-timeout=3s",
-       "--shutdown-grace=4s"});
+  absl::StatusOr<ServerConfig> c =
+      Parse({"--listen=127.0.0.1:0", "--unbound-config=/w/unbound.conf",
+             "--trust-anchor-file", "/w/ta.ds", "--sts-ca-file=/w/ca.pem",
+             "--sts-https-port=8443", "--dns-timeout=1500ms",
+             "--fetch-connect-timeout=2s", "--fetch-timeout=3s",
+             "--shutdown-grace=4s"});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->listen, "127.0.0.1:0");
   EXPECT_EQ(c->unbound_config, "/w/unbound.conf");
@@ -52,7 +52,8 @@ TEST(FlagsTest, ContractNamesParse) {
 }
 
 TEST(FlagsTest, BadValuesNameTheFlag) {
-  for (const auto& [arg, want] : std::vector<std::pair<std::string, std::string>>{
+  for (const auto& [arg, want] :
+       std::vector<std::pair<std::string, std::string>>{
            {"--sts-https-port=0", "--sts-https-port"},
            {"--sts-https-port=70000", "--sts-https-port"},
            {"--dns-timeout=soon", "--dns-timeout"},

@@ -1,9 +1,6 @@
 // PolicyResolver over a fake DnsClient (the I/O seam): the first slice of
 // Resolve — MX, per-host addresses and TLSA, DNSSEC states (SPEC G3, G5, G7,
 // J4, J5, J7).
-#include "absl/strings/string_view.h"
-#include "server/src/resolver/policy_resolver.h"
-
 #include <map>
 #include <optional>
 #include <string>
@@ -14,6 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/src/resolver/policy_resolver.h"
 
 namespace mxpolicy {
 namespace {
@@ -36,6 +34,7 @@ class FakeDnsClient : public DnsClient {
     }
     std::move(done)(it->second);
   }
+  size_t held() const { return held_.size(); }
   bool Asked(const std::string& name, RrType type) const {
     for (const auto& q : asked_) {
       if (q.first == name && q.second == type) return true;
@@ -94,8 +93,7 @@ const TlsaRecord kDaneEe{3, 1, 1, std::string(32, '\x11')};
 class ResolverTest : public ::testing::Test {
  protected:
   // A secure host with A, AAAA NODATA and the given TLSA answer.
-  void SecureHost(const std::string& host,
-                  absl::StatusOr<DnsAnswer> tlsa) {
+  void SecureHost(const std::string& host, absl::StatusOr<DnsAnswer> tlsa) {
     dns_.Set(host, RrType::kA, Addr("192.0.2.1"));
     dns_.Set(host, RrType::kAaaa,
              Answer(DnsOutcome::kNoData, DnssecState::kSecure));
@@ -129,8 +127,8 @@ TEST_F(ResolverTest, SecureMxWithUsableTlsaReportsDaneHost) {  // SPEC G7
   absl::StatusOr<v1::ResolveResponse> r = Resolve("DANE.example.");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->domain(), "dane.example");
-  EXPECT_EQ(r->decision(), v1::DECISION_UNSPECIFIED);
-  EXPECT_THAT(r->reason(), HasSubstr("no decision"));
+  EXPECT_EQ(r->decision(), v1::DECISION_DANE_REQUIRED);
+  EXPECT_THAT(r->reason(), HasSubstr("1 of 1 MX host(s) with usable TLSA"));
   EXPECT_EQ(r->mx_dnssec(), v1::DNSSEC_STATE_SECURE);
   EXPECT_EQ(r->source(), v1::SOURCE_FRESH);
   EXPECT_EQ(r->ttl().seconds(), 300);
@@ -161,6 +159,22 @@ TEST_F(ResolverTest, InsecureHostDoesNotWaitForTlsa) {  // SPEC G5
   EXPECT_EQ(h.address_dnssec(), v1::DNSSEC_STATE_INSECURE);
   EXPECT_EQ(h.tlsa_state(), v1::TLSA_STATE_INSECURE);
   EXPECT_EQ(h.tls_requirement(), v1::TLS_REQUIREMENT_OPPORTUNISTIC);
+  EXPECT_EQ(r->decision(), v1::DECISION_NONE);
+}
+
+TEST_F(ResolverTest, MxAnswerFansOutToEveryHostAtOnce) {  // issue: parallelism
+  // Only the MX answer is configured: every host lookup is held in flight.
+  dns_.Set("f.example", RrType::kMx,
+           Mx({{10, "a.f.example"}, {20, "b.f.example"}, {30, "c.f.example"}}));
+  bool done = false;
+  resolver_.Resolve("f.example", [&](auto) { done = true; });
+  EXPECT_FALSE(done);
+  for (const char* h : {"a.f.example", "b.f.example", "c.f.example"}) {
+    EXPECT_TRUE(dns_.Asked(h, RrType::kA)) << h;
+    EXPECT_TRUE(dns_.Asked(h, RrType::kAaaa)) << h;
+    EXPECT_TRUE(dns_.Asked(std::string("_25._tcp.") + h, RrType::kTlsa)) << h;
+  }
+  EXPECT_EQ(dns_.held(), 9u);
 }
 
 TEST_F(ResolverTest, BogusMxIsReportedWithWhy) {  // SPEC G3
@@ -169,11 +183,13 @@ TEST_F(ResolverTest, BogusMxIsReportedWithWhy) {  // SPEC G3
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->mx_dnssec(), v1::DNSSEC_STATE_BOGUS);
   EXPECT_EQ(r->mx_hosts_size(), 0);
-  EXPECT_THAT(r->reason(), HasSubstr("MX lookup for b.example failed: bogus: "
-                                     "signature expired"));
+  EXPECT_EQ(r->decision(), v1::DECISION_TEMPFAIL);
+  EXPECT_THAT(r->reason(),
+              HasSubstr("MX lookup for b.example bogus: signature expired"));
 }
 
-TEST_F(ResolverTest, MxTimeoutIsIndeterminate) {  // SPEC J7: MX SERVFAIL/timeout
+TEST_F(ResolverTest,
+       MxTimeoutIsIndeterminate) {  // SPEC J7: MX SERVFAIL/timeout
   dns_.Set("t.example", RrType::kMx,
            absl::DeadlineExceededError("DNS lookup t.example/MX timed out"));
   absl::StatusOr<v1::ResolveResponse> r = Resolve("t.example");
@@ -187,20 +203,26 @@ TEST_F(ResolverTest, NxDomainAndNullMxHaveNoHosts) {  // SPEC J4, J7
            Answer(DnsOutcome::kNxDomain, DnssecState::kSecure));
   absl::StatusOr<v1::ResolveResponse> nx = Resolve("nx.example");
   ASSERT_TRUE(nx.ok());
+  EXPECT_EQ(nx->decision(), v1::DECISION_NO_MAIL);
   EXPECT_THAT(nx->reason(), HasSubstr("NXDOMAIN"));
   EXPECT_EQ(nx->mx_hosts_size(), 0);
 
   dns_.Set("null.example", RrType::kMx, Mx({{0, ""}}));
   absl::StatusOr<v1::ResolveResponse> null_mx = Resolve("null.example");
   ASSERT_TRUE(null_mx.ok());
+  EXPECT_EQ(null_mx->decision(), v1::DECISION_NO_MAIL);
   EXPECT_THAT(null_mx->reason(), HasSubstr("null MX"));
   EXPECT_EQ(null_mx->mx_hosts_size(), 0);
 }
 
-TEST_F(ResolverTest, NullMxMixedWithOthersIsIgnoredAndOrderKept) {  // SPEC J4, G3
+TEST_F(ResolverTest,
+       NullMxMixedWithOthersIsIgnoredAndOrderKept) {  // SPEC J4, G3
   dns_.Set("m.example", RrType::kMx,
-           Mx({{20, "b.m.example"}, {0, ""}, {10, "a.m.example"},
-               {20, "c.m.example"}, {30, "a.m.example"}}));
+           Mx({{20, "b.m.example"},
+               {0, ""},
+               {10, "a.m.example"},
+               {20, "c.m.example"},
+               {30, "a.m.example"}}));
   for (const char* h : {"a.m.example", "b.m.example", "c.m.example"}) {
     SecureHost(h, Answer(DnsOutcome::kNxDomain, DnssecState::kSecure));
   }
@@ -244,8 +266,9 @@ TEST_F(ResolverTest, BogusTlsaMakesHostUnusable) {  // SPEC G7, J12
   const v1::MxHost& h = r->mx_hosts(0);
   EXPECT_EQ(h.tlsa_state(), v1::TLSA_STATE_ERROR);
   EXPECT_EQ(h.tls_requirement(), v1::TLS_REQUIREMENT_UNUSABLE);
+  EXPECT_EQ(r->decision(), v1::DECISION_TEMPFAIL);
   EXPECT_THAT(h.reason(), HasSubstr("TLSA lookup for _25._tcp.mx.e.example "
-                                    "failed: bogus: no signatures"));
+                                    "bogus: no signatures"));
 }
 
 TEST_F(ResolverTest, IpLiteralMxTargetIsNeverLookedUp) {  // SPEC J5

@@ -116,7 +116,9 @@ TEST(UnboundParseTest, MalformedRdataIsAnErrorNotPartialData) {
 }
 
 TEST(UnboundParseTest, TxtKeepsStringsApartAndJoins) {  // SPEC A3
-  FakeResult f({std::string("\x0ev=STSv1; id=ab\x03" "cd;")});
+  FakeResult f(
+      {std::string("\x0ev=STSv1; id=ab\x03"
+                   "cd;")});
   DnsAnswer a = ParseUnboundResult("_mta-sts.x.test", RrType::kTxt, f.result);
   ASSERT_EQ(a.txt.size(), 1u);
   ASSERT_EQ(a.txt[0].strings.size(), 2u);

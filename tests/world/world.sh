@@ -52,13 +52,16 @@ PYTHON=/usr/bin/python3
 [[ -x $PYTHON ]] || PYTHON=python3
 
 ###############################################################################
-# ports
+# ports + DS records (python)
 ###############################################################################
 
-# Prints "DNS_PORT HTTPS_PORT"; DNS_PORT is free on both UDP and TCP.
-pick_ports() {
-    "$PYTHON" -S -I - <<'EOF'
-import socket
+# world_py TTL [ZONE KEYFILE]...: one python run (a start costs ~20 ms) that
+# prints "DNS_PORT HTTPS_PORT" (DNS_PORT is free on both UDP and TCP), then
+# for each ZONE the line "ZONE DS-RECORD": the SHA-256 DS (digest type 2) of
+# the DNSKEY in KEYFILE (an ldns-keygen .key file) at owner ZONE., with TTL.
+world_py() {
+    "$PYTHON" -S -I - "$@" <<'EOF'
+import base64, hashlib, socket, sys
 def pick(udp_too):
     while True:
         t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -80,6 +83,26 @@ https = pick(False)
 while https == dns:
     https = pick(False)
 print(dns, https)
+
+def dnskey_rdata(path):
+    # "OWNER IN DNSKEY FLAGS PROTO ALG BASE64 ;{comment}"
+    f = open(path).read().split(";")[0].split()
+    i = f.index("DNSKEY")
+    flags, proto, alg = int(f[i + 1]), int(f[i + 2]), int(f[i + 3])
+    return alg, flags.to_bytes(2, "big") + bytes([proto, alg]) + base64.b64decode("".join(f[i + 4:]))
+def key_tag(rd):   # RFC 4034 appendix B
+    ac = sum(b if i & 1 else b << 8 for i, b in enumerate(rd))
+    return (ac + (ac >> 16)) & 0xFFFF
+def wire(name):
+    return b"".join(bytes([len(l)]) + l.lower().encode() for l in name.split(".") if l) + b"\0"
+ttl, args = sys.argv[1], sys.argv[2:]
+keys = {}
+for zone, path in zip(args[0::2], args[1::2]):
+    if path not in keys:
+        keys[path] = dnskey_rdata(path)
+    alg, rd = keys[path]
+    digest = hashlib.sha256(wire(zone) + rd).hexdigest().upper()
+    print(f"{zone} {zone}.\t{ttl}\tIN\tDS\t{key_tag(rd)} {alg} 2 {digest}")
 EOF
 }
 
@@ -187,8 +210,10 @@ make_dns_certs() {
     cert_good mx1.dane.test
 }
 
-# Certs only nginx needs; built in the background while zones are signed.
+# Certs the zones do not need (nginx, later SMTP endpoints); built in the
+# background while the zones are signed.
 make_https_certs() {
+    cert_good mx.dane-ta.test
     cert_good mta-sts.insecure.test
     cert_good mta-sts.wrongname.test mta-sts.other.test
     cert_expired mta-sts.expired.test
@@ -205,19 +230,39 @@ make_https_certs() {
 # MODE: signed      normal DNSSEC, DS in test.
 #       insecure    unsigned, no DS in test. (provably insecure via NSEC)
 #       bogus-sig   signed, then the RRSIG of the apex MX RRset is corrupted
+#       bogus-tlsa  signed, then the RRSIG of the zone's one TLSA RRset is
+#                   corrupted (everything else stays valid)
 #       bogus-ds    signed, but test. publishes the DS of an unrelated KSK
 #       expired     signed with signatures valid in January 2020 only
 # Every child is delegated from test. with "NS ns.test." (ns.test A 127.0.0.1).
+# Records only the parent has (a lame delegation) are declared with
+#     parent_records <<EOF
+#     records, relative to $ORIGIN test.
+#     EOF
 #
-# Build steps, each parallel over all zones:
-#   1. keys: KSK + ZSK (ECDSAP256SHA256) per zone in keys/ZONE/{ksk,zsk}/, one
-#      key per directory so a key-tag collision cannot overwrite files
-#   2. test.zone: glue, delegations, children's DS; trust-anchor.ds
-#   3. ldns-signzone (NSEC) zones/ZONE.zone -> zones/ZONE.zone.signed
+# Keys: every signed zone (test. too) uses the same KSK and ZSK
+# (ECDSAP256SHA256, keys/ksk/ and keys/zsk/); keys/unrelated/ is the KSK whose
+# DS bogus-ds zones get.  A DS binds a key to its owner name, so sharing keys
+# changes nothing for a validator, and 3 ldns-keygen runs replace 2 per zone.
+# One key per directory, so a key-tag collision cannot overwrite files.
+#
+# Build steps:
+#   1. the 3 keys (started in the background at the very beginning)
+#   2. define_children writes zones/ZONE.zone; signed zones get the two DNSKEY
+#      RRs appended (ldns-signzone then uses them instead of the .key files,
+#      whose owner name would not match the zone)
+#   3. world_py: the ports, and the DS of every signed zone
+#   4. test.zone: DNSKEYs, glue, delegations, children's DS, parent_records;
+#      trust-anchor.ds
+#   5. ldns-signzone (NSEC) zones/ZONE.zone -> zones/ZONE.zone.signed, all
+#      zones in parallel; then the bogus-sig/bogus-tlsa edits and the generic
+#      TLSA fix-up (see fix_empty_tlsa)
 # knot serves the .signed files (.zone for insecure zones) as they are.
 
 ZONES=()                               # child zone names, in declaration order
 declare -A ZONE_MODE=([test]=signed)   # zone -> MODE (incl. the parent)
+declare -A ZONE_GENERIC=()             # zone -> 1 if its records use "\#"
+PARENT_RECORDS=""                      # extra records for test.zone
 
 zone_header() {
     # shellcheck disable=SC2016  # $ORIGIN/$TTL are zone-file directives
@@ -226,17 +271,27 @@ zone_header() {
 }
 
 define_zone() {
-    local name=$1 mode=$2
-    case $mode in signed|insecure|bogus-sig|bogus-ds|expired) ;;
+    local name=$1 mode=$2 body
+    case $mode in signed|insecure|bogus-sig|bogus-tlsa|bogus-ds|expired) ;;
         *) die "define_zone $name: unknown mode '$mode'" ;; esac
+    [[ -z ${ZONE_MODE[$name]:-} ]] || die "define_zone $name: defined twice"
     ZONES+=("$name")
     ZONE_MODE[$name]=$mode
-    { zone_header "$name"; hd; } > "$W/zones/$name.zone"
+    IFS= read -r -d '' body || true
+    [[ $body != *'\#'* ]] || ZONE_GENERIC[$name]=1
+    { zone_header "$name"; printf '%s' "$body"; } > "$W/zones/$name.zone"
+}
+
+parent_records() {
+    local body
+    IFS= read -r -d '' body || true
+    PARENT_RECORDS+=$body
 }
 
 define_children() {
-    local tlsa_mx1
+    local tlsa_mx1 tlsa_ca h32 h31 huge recs i
     tlsa_mx1=$(spki_sha256 "$W/certs/mx1.dane.test.pem")
+    tlsa_ca=$(spki_sha256 "$W/ca.pem")
 
     define_zone dane.test signed <<EOF
 @ MX 10 mx1.dane.test.
@@ -257,6 +312,7 @@ EOF
 mx A 127.0.0.1
 _mta-sts TXT "v=STSv1; id=20240101"
 mta-sts A 127.0.0.1
+alias CNAME mx1.dane.test.
 EOF
 
     define_zone bogus-sig.test bogus-sig <<EOF
@@ -277,6 +333,128 @@ EOF
     define_zone secmx-insecure-host.test signed <<EOF
 @ MX 10 mx.insecure.test.
 EOF
+
+    # --- DANE engine cases ---------------------------------------------------
+
+    define_zone two-mx.test signed <<EOF
+@ MX 10 mx1.two-mx.test.
+@ MX 20 mx2.two-mx.test.
+mx1 A 127.0.0.1
+mx2 A 127.0.0.1
+_25._tcp.mx1 TLSA 3 1 1 $tlsa_mx1
+EOF
+
+    define_zone three-mx.test signed <<EOF
+@ MX 10 mx1.three-mx.test.
+@ MX 20 mx2.three-mx.test.
+@ MX 30 mx3.three-mx.test.
+mx1 A 127.0.0.1
+mx2 A 127.0.0.1
+mx3 A 127.0.0.1
+_25._tcp.mx1 TLSA 3 1 1 $tlsa_mx1
+_25._tcp.mx2 TLSA 3 1 1 $tlsa_mx1
+_25._tcp.mx3 TLSA 3 1 1 $tlsa_mx1
+EOF
+
+    define_zone cname-secure.test signed <<EOF
+@ MX 10 mx.cname-secure.test.
+mx CNAME mx1.dane.test.
+EOF
+
+    # alias.insecure.test. CNAME mx1.dane.test. is in insecure.test above
+    define_zone cname-insecure.test signed <<EOF
+@ MX 10 alias.insecure.test.
+EOF
+
+    # Only unusable TLSA records: usages 0/1 (PKIX-*), a 31-byte SHA-256,
+    # matching type 255.  The 32-byte data is mx1's real SPKI SHA-256 (and
+    # the 31 bytes its prefix), so only the usage/length/type makes them
+    # unusable.
+    h32=$tlsa_mx1
+    h31=${tlsa_mx1:0:62}
+    define_zone unusable.test signed <<EOF
+@ MX 10 mx.unusable.test.
+mx A 127.0.0.1
+_25._tcp.mx TLSA 0 1 1 $h32
+_25._tcp.mx TLSA 1 1 1 $h32
+_25._tcp.mx TLSA 3 1 1 $h31
+_25._tcp.mx TLSA 3 1 255 $h32
+EOF
+
+    # DANE-TA(2): the test CA's SPKI; DIR/certs/mx.dane-ta.test.{key,pem} is
+    # issued by that CA (make_https_certs)
+    define_zone dane-ta.test signed <<EOF
+@ MX 10 mx.dane-ta.test.
+mx A 127.0.0.1
+_25._tcp.mx TLSA 2 1 1 $tlsa_ca
+EOF
+
+    define_zone implicit.test signed <<EOF
+@ A 127.0.0.1
+_25._tcp TLSA 3 1 1 $tlsa_mx1
+EOF
+
+    define_zone nullmx.test signed <<EOF
+@ MX 0 .
+EOF
+
+    define_zone tlsa-bogus.test bogus-tlsa <<EOF
+@ MX 10 mx.tlsa-bogus.test.
+mx A 127.0.0.1
+_25._tcp.mx TLSA 3 1 1 $tlsa_mx1
+EOF
+
+    # Lame: test. delegates lame.test to ns.lame.test (glue 127.0.0.2, where
+    # nothing listens on port 53); knot does not serve lame.test.
+    parent_records <<EOF
+lame NS ns.lame.test.
+ns.lame A 127.0.0.2
+EOF
+
+    define_zone ipv6only.test signed <<EOF
+@ MX 10 mx.ipv6only.test.
+mx AAAA ::1
+_25._tcp.mx TLSA 3 1 1 $tlsa_mx1
+EOF
+
+    # --- hostile DNS data ----------------------------------------------------
+
+    # TLSA with empty association data (fix_empty_tlsa keeps it loadable)
+    define_zone tlsa-empty.test signed <<EOF
+@ MX 10 mx.tlsa-empty.test.
+mx A 127.0.0.1
+_25._tcp.mx TYPE52 \\# 3 030101
+EOF
+
+    # 4000 bytes of association data: the response exceeds 4096 bytes (TCP)
+    printf -v huge '%04000d' 0
+    define_zone tlsa-huge.test signed <<EOF
+@ MX 10 mx.tlsa-huge.test.
+mx A 127.0.0.1
+_25._tcp.mx TLSA 3 1 0 ${huge//0/5a}
+EOF
+
+    define_zone mx-ipliteral.test signed <<EOF
+@ MX 10 192.0.2.1.
+EOF
+
+    define_zone mx-dot-mixed.test signed <<EOF
+@ MX 0 .
+@ MX 10 mx.mx-dot-mixed.test.
+mx A 127.0.0.1
+EOF
+
+    define_zone cname-loop.test signed <<EOF
+@ MX 10 loop1.cname-loop.test.
+loop1 CNAME loop2.cname-loop.test.
+loop2 CNAME loop1.cname-loop.test.
+EOF
+
+    recs=""
+    for ((i = 1; i <= 100; i++)); do
+        recs+="@ MX $i mx$i.mx-100.test."$'\n'"mx$i A 127.0.0.1"$'\n'
+    done
+    define_zone mx-100.test signed <<<"$recs"
 }
 
 # Wait for the given background pids; die if any failed or if anything was
@@ -296,83 +474,115 @@ only_file() {
     REPLY=${f[0]}
 }
 
-# ds_of ZONE ROLE: the DS record (SHA-256, digest type 2) of the KSK in
-# keys/ZONE/ROLE, with our TTL.  It is the file ldns-keygen -k writes
-# (identical to `ldns-key2ds -n -2` output, minus the TTL; reading it saves
-# one process per zone).
-ds_of() {
-    local owner type tag alg dtype digest
-    only_file "$W/keys/$1/$2" 'K*.ds'
-    read -r owner _ type tag alg dtype digest < "$REPLY"     # owner IN DS ...
-    [[ $type == DS && $alg == 13 && $dtype == 2 && -n $digest ]] \
-        || die "unexpected DS in $REPLY"
-    printf '%s\t%s\tIN\tDS\t%s %s %s %s\n' "$owner" "$TTL" "$tag" "$alg" "$dtype" "$digest"
+# start_keygen: the shared KSK, ZSK and unrelated KSK, in the background
+# (pids in KEYGEN_PIDS; make_zones waits for them).
+KEYGEN_PIDS=()
+start_keygen() {
+    local role k
+    for role in ksk zsk unrelated; do
+        k=-k
+        [[ $role != zsk ]] || k=""
+        (cd "$W/keys/$role" && exec ldns-keygen -a ECDSAP256SHA256 $k test) \
+            >/dev/null 2>>"$W/zones/build.log" &
+        KEYGEN_PIDS+=($!)
+    done
 }
 
-# Flip one base64 character of the RRSIG covering the apex MX RRset.
-corrupt_mx_rrsig() {
-    local zone=$1 file="$W/zones/$1.zone.signed" lines i n=0 r
+# corrupt_rrsig ZONE TYPE [OWNER]: flip one base64 character of the RRSIG
+# covering TYPE (at OWNER, default: any owner); there must be exactly one.
+corrupt_rrsig() {
+    local zone=$1 type=$2 owner=${3:-} file="$W/zones/$1.zone.signed" lines i n=0 r
     mapfile -t lines < "$file"
     for i in "${!lines[@]}"; do
+        [[ ${lines[i]} == *RRSIG* ]] || continue
         read -r -a r <<<"${lines[i]}"
-        if [[ ${r[0]} == "$zone." && ${r[3]} == RRSIG && ${r[4]} == MX ]]; then
+        if [[ ${r[3]} == RRSIG && ${r[4]} == "$type" && ( -z $owner || ${r[0]} == "$owner" ) ]]; then
             local s=${r[-1]}
             [[ ${s:9:1} == A ]] && r[-1]=${s:0:9}B${s:10} || r[-1]=${s:0:9}A${s:10}
             lines[i]="${r[*]}"
             n=$((n + 1))
         fi
     done
-    ((n == 1)) || die "corrupt_mx_rrsig $zone: expected one apex MX RRSIG, found $n"
+    ((n == 1)) || die "corrupt_rrsig $zone $type ${owner:-*}: expected one RRSIG, found $n"
+    printf '%s\n' "${lines[@]}" > "$file"
+}
+
+# fix_empty_tlsa ZONE: ldns-signzone prints a TLSA with empty association
+# data as "TLSA 3 1 1", which knot rejects; rewrite it in RFC 3597 generic
+# form (same wire data, so the RRSIG stays valid).  Only run for zones whose
+# records use "\#"; finding nothing to fix is an error.
+fix_empty_tlsa() {
+    local zone=$1 file="$W/zones/$1.zone.signed" lines i n=0 r
+    mapfile -t lines < "$file"
+    for i in "${!lines[@]}"; do
+        read -r -a r <<<"${lines[i]}"
+        if [[ ${r[3]} == TLSA && ${#r[@]} == 7 ]]; then
+            printf -v 'lines[i]' '%s\t%s\t%s\tTYPE52\t\\# 3 %02x%02x%02x' \
+                "${r[0]}" "${r[1]}" "${r[2]}" "${r[4]}" "${r[5]}" "${r[6]}"
+            n=$((n + 1))
+        fi
+    done
+    ((n > 0)) || die "fix_empty_tlsa $zone: no TLSA without data found"
     printf '%s\n' "${lines[@]}" > "$file"
 }
 
 make_zones() {
-    local z role dirs=() pids=() validity
+    local z f rdata zsk ksk unrelated dnskeys=() py_args line validity pids=()
     define_children
-
-    # 1. keys
-    for z in test "${ZONES[@]}"; do
-        [[ ${ZONE_MODE[$z]} != insecure ]] || continue
-        dirs+=("$W/keys/$z/ksk" "$W/keys/$z/zsk")
-        [[ ${ZONE_MODE[$z]} != bogus-ds ]] || dirs+=("$W/keys/$z/unrelated")
+    step zone-keys
+    wait_all "key generation" "${KEYGEN_PIDS[@]}"
+    only_file "$W/keys/zsk" 'K*.private'; zsk=${REPLY%.private}
+    only_file "$W/keys/ksk" 'K*.private'; ksk=${REPLY%.private}
+    only_file "$W/keys/unrelated" 'K*.private'; unrelated=${REPLY%.private}
+    for f in "$zsk.key" "$ksk.key"; do
+        read -r _ _ _ rdata < "$f"                 # OWNER IN DNSKEY RDATA
+        dnskeys+=("DNSKEY ${rdata%%;*}")
     done
-    mkdir -p "${dirs[@]}"
-    for role in "${dirs[@]}"; do
-        z=${role%/*}; z=${z##*/}
-        local k=""
-        [[ $role == */zsk ]] || k=-k
-        (cd "$role" && exec ldns-keygen -a ECDSAP256SHA256 $k "$z") \
-            >/dev/null 2>>"$W/zones/build.log" &
-        pids+=($!)
-    done
-    wait_all "key generation" "${pids[@]}"
-    step zone-signing
 
-    # 2. the parent: glue, delegations and the children's DS records
+    # 2. DNSKEYs into the zones to be signed
+    py_args=(test "$ksk.key")
+    for z in "${ZONES[@]}"; do
+        case ${ZONE_MODE[$z]} in
+            insecure) continue ;;
+            bogus-ds) py_args+=("$z" "$unrelated.key") ;;
+            *)        py_args+=("$z" "$ksk.key") ;;
+        esac
+        printf '%s\n' "${dnskeys[@]/#/$z. }" >> "$W/zones/$z.zone"
+    done
+
+    # 3. ports and DS records
+    step zone-ds
+    world_py "$TTL" "${py_args[@]}" > "$W/run/world_py.out" \
+        || die "world_py (ports, DS records) failed"
+    local -A ds=()
+    {
+        read -r DNS_PORT HTTPS_PORT
+        while read -r z line; do ds[$z]=$line; done
+    } < "$W/run/world_py.out"
+    [[ ${DNS_PORT:-} =~ ^[0-9]+$ && ${HTTPS_PORT:-} =~ ^[0-9]+$ ]] \
+        || die "could not pick free ports"
+
+    # 4. the parent
     {
         zone_header test
+        printf '%s\n' "${dnskeys[@]/#/test. }"
         echo "ns A 127.0.0.1"
         for z in "${ZONES[@]}"; do
             echo "$z. NS ns.test."
-            case ${ZONE_MODE[$z]} in
-                insecure) ;;
-                bogus-ds) ds_of "$z" unrelated ;;
-                *)        ds_of "$z" ksk ;;
-            esac
+            [[ ${ZONE_MODE[$z]} == insecure ]] || echo "${ds[$z]:?no DS for $z}"
         done
+        printf '%s' "$PARENT_RECORDS"
     } > "$W/zones/test.zone"
-    ds_of test ksk > "$W/trust-anchor.ds"
+    echo "${ds[test]}" > "$W/trust-anchor.ds"
 
-    # 3. signing
-    pids=()
+    # 5. signing
+    step zone-signing
     for z in test "${ZONES[@]}"; do
         case ${ZONE_MODE[$z]} in
             insecure) continue ;;
             expired)  validity=(-i 20200101 -e 20200201) ;;
             *)        validity=(-i $((NOW - 86400)) -e $((NOW + 30 * 86400))) ;;
         esac
-        only_file "$W/keys/$z/zsk" 'K*.private'; local zsk=${REPLY%.private}
-        only_file "$W/keys/$z/ksk" 'K*.private'; local ksk=${REPLY%.private}
         ldns-signzone -o "$z." "${validity[@]}" -f "$W/zones/$z.zone.signed" \
             "$W/zones/$z.zone" "$zsk" "$ksk" >/dev/null 2>>"$W/zones/build.log" &
         pids+=($!)
@@ -380,7 +590,11 @@ make_zones() {
     wait_all "zone signing" "${pids[@]}"
 
     for z in "${ZONES[@]}"; do
-        [[ ${ZONE_MODE[$z]} != bogus-sig ]] || corrupt_mx_rrsig "$z"
+        case ${ZONE_MODE[$z]} in
+            bogus-sig)  corrupt_rrsig "$z" MX "$z." ;;
+            bogus-tlsa) corrupt_rrsig "$z" TLSA ;;
+        esac
+        [[ -z ${ZONE_GENERIC[$z]:-} ]] || fix_empty_tlsa "$z"
     done
 }
 
@@ -668,25 +882,21 @@ cmd_start() {
         rm -rf "$W"
     fi
     mkdir -p "$W/run" "$W/ca/newcerts" "$W/certs" "$W/zones" \
+        "$W/keys/ksk" "$W/keys/zsk" "$W/keys/unrelated" \
         "$W/knot/db" "$W/knot/run" "$W/nginx/tmp" "$W/nginx/www/.well-known"
     : > "$W/.world"
     trap on_start_exit EXIT
     trap 'exit 130' INT TERM HUP          # run on_start_exit on signals too
 
     step certs
-    local ports_file="$W/run/ports"
-    pick_ports > "$ports_file" & local ports_job=$!
+    start_keygen
     make_dns_certs
     make_https_certs & CERTS_JOB=$!
 
-    step zone-keys
-    make_zones
+    step zone-files
+    make_zones                      # also picks DNS_PORT and HTTPS_PORT
 
     step start-knot
-    wait "$ports_job" || die "could not pick free ports"
-    read -r DNS_PORT HTTPS_PORT < "$ports_file" || true
-    [[ ${DNS_PORT:-} =~ ^[0-9]+$ && ${HTTPS_PORT:-} =~ ^[0-9]+$ ]] \
-        || die "could not pick free ports"
     start_knot
     step https-certs
     wait "$CERTS_JOB" || die "certificate generation failed"

@@ -48,9 +48,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
   builder.RegisterService(d->service_.get());
   d->server_ = builder.BuildAndStart();
   if (d->server_ == nullptr || d->port_ == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", config.listen,
-                     " (address in use or invalid)"));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", config.listen, " (address in use or invalid)"));
   }
   // The DNS context and trust anchor are loaded: ready.
   d->server_->GetHealthCheckService()->SetServingStatus(true);

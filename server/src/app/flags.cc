@@ -7,11 +7,11 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "server/src/app/config.h"
 
@@ -38,8 +38,8 @@ std::function<absl::Status(absl::string_view)> SetDuration(
     absl::Duration d;
     if (!absl::ParseDuration(v, &d) || d <= absl::ZeroDuration()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "--", name, ": want a positive duration like 5s or 500ms, got \"",
-          v, "\""));
+          "--", name, ": want a positive duration like 5s or 500ms, got \"", v,
+          "\""));
     }
     out = d;
     return absl::OkStatus();
@@ -47,7 +47,7 @@ std::function<absl::Status(absl::string_view)> SetDuration(
 }
 
 std::function<absl::Status(absl::string_view)> SetPort(uint16_t& out,
-                                                      absl::string_view name) {
+                                                       absl::string_view name) {
   return [&out, name = std::string(name)](absl::string_view v) {
     uint32_t port = 0;
     if (!absl::SimpleAtoi(v, &port) || port == 0 || port > 65535) {

@@ -1,8 +1,9 @@
 // mxpolicyd: flags → config → Daemon; waits for SIGTERM/SIGINT, drains
 // in-flight calls, exits 0.
+#include <pthread.h>
+
 #include <csignal>
 #include <cstdio>
-#include <pthread.h>
 
 #include "absl/synchronization/mutex.h"
 #include "server/src/app/config.h"

@@ -1,6 +1,6 @@
-#include "absl/strings/string_view.h"
 #include "server/src/common/dns_records.h"
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
 namespace mxpolicy {
@@ -38,5 +38,21 @@ absl::string_view RrTypeName(RrType type) {
 }
 
 std::string TxtRecord::Joined() const { return absl::StrJoin(strings, ""); }
+
+bool LookupFailed(const DnsResult& result) {
+  return !result.ok() || result->outcome == DnsOutcome::kError;
+}
+
+DnssecState StateOf(const DnsResult& result) {
+  return result.ok() ? result->dnssec : DnssecState::kIndeterminate;
+}
+
+std::string FailureText(const DnsResult& result) {
+  if (!result.ok()) return absl::StrCat("failed: ", result.status().message());
+  if (result->dnssec == DnssecState::kBogus) {
+    return absl::StrCat("bogus: ", result->error);
+  }
+  return absl::StrCat("failed: ", result->error);
+}
 
 }  // namespace mxpolicy

@@ -6,8 +6,11 @@
 
 #include <cstdint>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace mxpolicy {
 
@@ -49,6 +52,54 @@ struct TlsaRecord {
   std::string data;  // binary association data
   bool operator==(const TlsaRecord&) const = default;
 };
+
+// What the lookup found, after DNSSEC validation.
+enum class DnsOutcome {
+  kData,      // rcode NOERROR with records of the asked type
+  kNoData,    // NOERROR, name exists, no records of this type
+  kNxDomain,  // the name does not exist
+  kError,     // SERVFAIL, REFUSED, a bogus answer, or malformed records
+};
+
+struct DnsAnswer {
+  std::string qname;  // as asked, lowercase, no trailing dot
+  RrType qtype = RrType::kA;
+  DnsOutcome outcome = DnsOutcome::kError;
+  // kBogus: never use the records (libunbound fills them in anyway).
+  DnssecState dnssec = DnssecState::kIndeterminate;
+  // Why validation failed (libunbound's why_bogus), or what went wrong for
+  // kError; "" otherwise.
+  std::string error;
+  int rcode = 0;
+  // TTL of the answer (of the denial for kNoData/kNxDomain).
+  absl::Duration ttl = absl::ZeroDuration();
+  // Final name after CNAME expansion (== qname when there was none).
+  std::string canonical_name;
+
+  // Parsed records; only the vector matching qtype is filled.
+  std::vector<std::string> addresses;  // A / AAAA, textual
+  std::vector<MxRecord> mx;
+  std::vector<TxtRecord> txt;
+  std::vector<TlsaRecord> tlsa;
+  std::vector<std::string> cname;  // target, lowercase, no trailing dot
+
+  bool secure() const { return dnssec == DnssecState::kSecure; }
+};
+
+// A lookup's result: an answer, or a Status when none could be obtained
+// (timeout, shutdown, resolver failure). See DnsClient.
+using DnsResult = absl::StatusOr<DnsAnswer>;
+
+// True when the lookup produced no usable answer: a Status error, or an
+// answer with DnsOutcome::kError (bogus, SERVFAIL, malformed).
+bool LookupFailed(const DnsResult& result);
+
+// DNSSEC state of a result; kIndeterminate for a Status error.
+DnssecState StateOf(const DnsResult& result);
+
+// Why a failed lookup failed: "bogus: <why>", "failed: SERVFAIL",
+// "failed: DNS lookup ... timed out after 5s".
+std::string FailureText(const DnsResult& result);
 
 }  // namespace mxpolicy
 

@@ -1,4 +1,3 @@
-#include "absl/strings/string_view.h"
 #include "server/src/common/domain.h"
 
 #include <idn2.h>

@@ -4,9 +4,9 @@
 #define MXPOLICY_COMMON_DOMAIN_H_
 
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace mxpolicy {
 

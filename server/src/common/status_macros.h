@@ -1,5 +1,6 @@
 // Status helpers that Abseil 20220623 (Debian 12) does not ship yet:
-// RETURN_IF_ERROR and ASSIGN_OR_RETURN, in the one place the project defines them.
+// RETURN_IF_ERROR and ASSIGN_OR_RETURN, in the one place the project defines
+// them.
 #ifndef MXPOLICY_COMMON_STATUS_MACROS_H_
 #define MXPOLICY_COMMON_STATUS_MACROS_H_
 

@@ -1,4 +1,3 @@
-#include "absl/strings/string_view.h"
 #include "server/src/dns/unbound_dns_client.h"
 
 #include <arpa/inet.h>
@@ -82,8 +81,9 @@ bool ParseRdata(RrType type, absl::string_view rdata, DnsAnswer& answer) {
     case RrType::kMx: {
       if (rdata.size() < 3) return false;
       MxRecord mx;
-      mx.preference = static_cast<uint16_t>(
-          (static_cast<uint8_t>(rdata[0]) << 8) | static_cast<uint8_t>(rdata[1]));
+      mx.preference =
+          static_cast<uint16_t>((static_cast<uint8_t>(rdata[0]) << 8) |
+                                static_cast<uint8_t>(rdata[1]));
       pos = 2;
       std::optional<std::string> name = ReadName(rdata, &pos);
       if (!name || pos != rdata.size()) return false;
@@ -235,8 +235,7 @@ absl::StatusOr<std::unique_ptr<UnboundDnsClient>> UnboundDnsClient::Create(
   const int wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd < 0) {
     ub_ctx_delete(ctx);
-    return absl::InternalError(
-        absl::StrCat("eventfd: ", std::strerror(errno)));
+    return absl::InternalError(absl::StrCat("eventfd: ", std::strerror(errno)));
   }
   return std::unique_ptr<UnboundDnsClient>(
       new UnboundDnsClient(ctx, wake_fd, options.timeout));
@@ -294,9 +293,9 @@ void UnboundDnsClient::OnResult(void* mydata, int err, ub_result* result) {
   auto* query = static_cast<Query*>(mydata);
   absl::StatusOr<DnsAnswer> answer;
   if (err != 0 || result == nullptr) {
-    answer = absl::InternalError(absl::StrCat(
-        "libunbound lookup ", query->name, "/", RrTypeName(query->type), ": ",
-        ub_strerror(err)));
+    answer = absl::InternalError(absl::StrCat("libunbound lookup ", query->name,
+                                              "/", RrTypeName(query->type),
+                                              ": ", ub_strerror(err)));
   } else {
     answer = ParseUnboundResult(query->name, query->type, *result);
   }
@@ -315,12 +314,13 @@ void UnboundDnsClient::StartPending() {
     Query* query = owned.get();
     in_flight_.emplace(query, std::move(owned));
     const std::string fqdn = absl::StrCat(query->name, ".");
-    int err = ub_resolve_async(ctx_, fqdn.c_str(), static_cast<int>(query->type),
-                               kClassIn, query, &OnResult, &query->async_id);
+    int err =
+        ub_resolve_async(ctx_, fqdn.c_str(), static_cast<int>(query->type),
+                         kClassIn, query, &OnResult, &query->async_id);
     if (err != 0) {
-      Complete(query, absl::InternalError(absl::StrCat(
-                          "ub_resolve_async ", query->name, ": ",
-                          ub_strerror(err))));
+      Complete(query,
+               absl::InternalError(absl::StrCat(
+                   "ub_resolve_async ", query->name, ": ", ub_strerror(err))));
       continue;
     }
     deadlines_.emplace_back(deadline, query);
@@ -333,13 +333,14 @@ void UnboundDnsClient::ExpireOverdue(absl::Time now) {
     deadlines_.pop_front();
     if (!in_flight_.contains(query)) continue;  // already answered
     ub_cancel(ctx_, query->async_id);
-    Complete(query, absl::DeadlineExceededError(absl::StrCat(
-                        "DNS lookup ", query->name, "/",
-                        RrTypeName(query->type), " timed out after ",
-                        absl::FormatDuration(timeout_))));
+    Complete(query,
+             absl::DeadlineExceededError(absl::StrCat(
+                 "DNS lookup ", query->name, "/", RrTypeName(query->type),
+                 " timed out after ", absl::FormatDuration(timeout_))));
   }
   // Drop entries of queries that were answered, so the deque stays small.
-  while (!deadlines_.empty() && !in_flight_.contains(deadlines_.front().second)) {
+  while (!deadlines_.empty() &&
+         !in_flight_.contains(deadlines_.front().second)) {
     deadlines_.pop_front();
   }
 }

@@ -239,8 +239,9 @@ CURLcode InstallNameCheck(CURL* /*easy*/, void* ssl_ctx, void* user) {
     io->ssl_ctx_failed = true;
     return CURLE_ABORTED_BY_CALLBACK;
   }
-  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT |
-                                             X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  X509_VERIFY_PARAM_set_hostflags(param,
+                                  X509_CHECK_FLAG_NEVER_CHECK_SUBJECT |
+                                      X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
   if (X509_VERIFY_PARAM_set1_host(param, io->host.data(), io->host.size()) !=
       1) {
     io->ssl_ctx_failed = true;
@@ -422,9 +423,9 @@ void CurlHttpsFetcher::Start(Pending pending) {
   MXP_SETOPT(CURLOPT_USERAGENT, kUserAgent);
 #undef MXP_SETOPT
   if (rc != CURLE_OK) {
-    std::move(transfer->done)(Failure(
-        FetchError::kInternal,
-        absl::StrCat("curl_easy_setopt: ", curl_easy_strerror(rc))));
+    std::move(transfer->done)(
+        Failure(FetchError::kInternal,
+                absl::StrCat("curl_easy_setopt: ", curl_easy_strerror(rc))));
     return;
   }
   if (CURLMcode mc = curl_multi_add_handle(multi_, easy); mc != CURLM_OK) {

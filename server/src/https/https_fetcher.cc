@@ -1,4 +1,3 @@
-#include "absl/strings/string_view.h"
 #include "server/src/https/https_fetcher.h"
 
 namespace mxpolicy {

@@ -6,9 +6,9 @@
 
 #include <cstdint>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/functional/any_invocable.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace mxpolicy {
@@ -26,16 +26,16 @@ struct HttpsRequest {
 // Why a fetch produced no HTTP response. Kept apart so that TLSRPT can tell
 // sts-webpki-invalid (the kTls* kinds) from sts-policy-fetch-error.
 enum class FetchError {
-  kOk,                // an HTTP response arrived (any status)
-  kConnect,           // TCP connect failed or refused
-  kTimeout,           // connect or total timeout
-  kTlsNameMismatch,   // certificate not valid for `host` (SAN DNS-IDs only)
-  kTlsExpired,        // certificate expired or not yet valid
-  kTlsUntrusted,      // chain does not end at a trusted CA (incl. self-signed)
-  kTlsOther,          // handshake failure, protocol version, other PKIX errors
-  kTooLarge,          // body over the size cap (Content-Length or streamed)
-  kProtocol,          // malformed HTTP, bad content encoding
-  kInternal,          // the fetcher itself failed (shutting down, curl setup)
+  kOk,               // an HTTP response arrived (any status)
+  kConnect,          // TCP connect failed or refused
+  kTimeout,          // connect or total timeout
+  kTlsNameMismatch,  // certificate not valid for `host` (SAN DNS-IDs only)
+  kTlsExpired,       // certificate expired or not yet valid
+  kTlsUntrusted,     // chain does not end at a trusted CA (incl. self-signed)
+  kTlsOther,         // handshake failure, protocol version, other PKIX errors
+  kTooLarge,         // body over the size cap (Content-Length or streamed)
+  kProtocol,         // malformed HTTP, bad content encoding
+  kInternal,         // the fetcher itself failed (shutting down, curl setup)
 };
 
 absl::string_view FetchErrorName(FetchError error);

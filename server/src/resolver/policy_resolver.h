@@ -5,10 +5,9 @@
 #ifndef MXPOLICY_RESOLVER_POLICY_RESOLVER_H_
 #define MXPOLICY_RESOLVER_POLICY_RESOLVER_H_
 
-#include "absl/strings/string_view.h"
-
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "mxpolicy/v1/mxpolicy.pb.h"
 #include "server/src/dns/dns_client.h"

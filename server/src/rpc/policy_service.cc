@@ -23,8 +23,8 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
 absl::StatusOr<std::string> DecodeResolveRequestDomain(
     const grpc::ByteBuffer& request) {
   static_assert(v1::ResolveRequest::kDomainFieldNumber == 1);
-  constexpr uint32_t kDomainTag = WireFormatLite::MakeTag(
-      1, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+  constexpr uint32_t kDomainTag =
+      WireFormatLite::MakeTag(1, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
   std::vector<grpc::Slice> slices;
   if (!request.Dump(&slices).ok()) {
     return absl::InvalidArgumentError("unreadable request");
@@ -59,19 +59,18 @@ grpc::ServerUnaryReactor* PolicyService::Resolve(
     reactor->Finish(ToGrpcStatus(domain.status()));
     return reactor;
   }
-  resolver_.Resolve(
-      *domain,
-      [reactor, response](absl::StatusOr<v1::ResolveResponse> result) {
-        if (!result.ok()) {
-          reactor->Finish(ToGrpcStatus(result.status()));
-          return;
-        }
-        bool own_buffer = false;
-        grpc::Status status =
-            grpc::GenericSerialize<grpc::ProtoBufferWriter, v1::ResolveResponse>(
-                *result, response, &own_buffer);
-        reactor->Finish(status);
-      });
+  resolver_.Resolve(*domain, [reactor, response](
+                                 absl::StatusOr<v1::ResolveResponse> result) {
+    if (!result.ok()) {
+      reactor->Finish(ToGrpcStatus(result.status()));
+      return;
+    }
+    bool own_buffer = false;
+    grpc::Status status =
+        grpc::GenericSerialize<grpc::ProtoBufferWriter, v1::ResolveResponse>(
+            *result, response, &own_buffer);
+    reactor->Finish(status);
+  });
   return reactor;
 }
 
