@@ -7,7 +7,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 ARGS ?=
 
-.PHONY: all deps configure build run test demo clean
+.PHONY: all deps configure build run test demo bench clean
 
 all: build
 
@@ -33,6 +33,10 @@ test: build
 
 demo: build
 	@bash scripts/demo.sh $(BUILD_DIR)
+
+# Benchmarks: ratios against a baseline measured in the same run.
+bench: build
+	@bash scripts/bench.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -30,6 +30,7 @@ TEST(FlagsTest, DefaultsNeedNoConfigFile) {
   EXPECT_EQ(c->sts_https_port, 443);
   EXPECT_EQ(c->dns_timeout, absl::Seconds(5));
   EXPECT_EQ(c->fetch_timeout, absl::Seconds(20));
+  EXPECT_FALSE(c->dns_qname_minimisation);
 }
 
 TEST(FlagsTest, ContractNamesParse) {
@@ -38,7 +39,7 @@ TEST(FlagsTest, ContractNamesParse) {
              "--trust-anchor-file", "/w/ta.ds", "--sts-ca-file=/w/ca.pem",
              "--sts-https-port=8443", "--dns-timeout=1500ms",
              "--fetch-connect-timeout=2s", "--fetch-timeout=3s",
-             "--shutdown-grace=4s"});
+             "--shutdown-grace=4s", "--dns-qname-minimisation=true"});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->listen, "127.0.0.1:0");
   EXPECT_EQ(c->unbound_config, "/w/unbound.conf");
@@ -49,6 +50,7 @@ TEST(FlagsTest, ContractNamesParse) {
   EXPECT_EQ(c->fetch_connect_timeout, absl::Seconds(2));
   EXPECT_EQ(c->fetch_timeout, absl::Seconds(3));
   EXPECT_EQ(c->shutdown_grace, absl::Seconds(4));
+  EXPECT_TRUE(c->dns_qname_minimisation);
 }
 
 TEST(FlagsTest, BadValuesNameTheFlag) {
@@ -60,7 +62,8 @@ TEST(FlagsTest, BadValuesNameTheFlag) {
            {"--fetch-timeout=-1s", "--fetch-timeout"},
            {"--no-such-flag=1", "unknown flag --no-such-flag"},
            {"positional", "unexpected argument"},
-           {"--listen", "needs a value"}}) {
+           {"--listen", "needs a value"},
+           {"--dns-qname-minimisation=maybe", "--dns-qname-minimisation"}}) {
     absl::StatusOr<ServerConfig> c = Parse({arg});
     ASSERT_FALSE(c.ok()) << arg;
     EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << arg;
@@ -78,7 +81,7 @@ TEST(FlagsTest, HelpDocumentsEveryFlag) {
   for (const char* name :
        {"--listen", "--unbound-config", "--trust-anchor-file", "--sts-ca-file",
         "--sts-https-port", "--dns-timeout", "--fetch-connect-timeout",
-        "--fetch-timeout", "--shutdown-grace"}) {
+        "--fetch-timeout", "--shutdown-grace", "--dns-qname-minimisation"}) {
     EXPECT_THAT(out, ::testing::HasSubstr(name));
   }
   EXPECT_THAT(out, ::testing::HasSubstr("default: 127.0.0.1:8460"));

@@ -23,6 +23,9 @@ struct ServerConfig {
   // TCP port for policy fetches (443 except in tests).
   uint16_t sts_https_port = 443;
   absl::Duration dns_timeout = absl::Seconds(5);
+  // RFC 9156 QNAME minimisation in the embedded resolver (see
+  // UnboundDnsClient::Options for why it is off by default).
+  bool dns_qname_minimisation = false;
   absl::Duration fetch_connect_timeout = absl::Seconds(5);
   absl::Duration fetch_timeout = absl::Seconds(20);
   // How long SIGTERM waits for in-flight calls before cancelling them.

@@ -21,6 +21,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
   dns.unbound_config_file = config.unbound_config;
   dns.trust_anchor_file = config.trust_anchor_file;
   dns.timeout = config.dns_timeout;
+  dns.qname_minimisation = config.dns_qname_minimisation;
   absl::StatusOr<std::unique_ptr<UnboundDnsClient>> dns_client =
       UnboundDnsClient::Create(dns);
   if (!dns_client.ok()) return dns_client.status();

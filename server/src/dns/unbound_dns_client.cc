@@ -216,6 +216,12 @@ absl::StatusOr<std::unique_ptr<UnboundDnsClient>> UnboundDnsClient::Create(
   if (int err = ub_ctx_async(ctx, /*dothread=*/1); err != 0) {
     return fail(absl::StatusCode::kInternal, "ub_ctx_async", err);
   }
+  // Defaults first, so that the operator's config file can override them.
+  if (int err = ub_ctx_set_option(ctx, "qname-minimisation:",
+                                  options.qname_minimisation ? "yes" : "no");
+      err != 0) {
+    return fail(absl::StatusCode::kInternal, "qname-minimisation", err);
+  }
   if (!options.unbound_config_file.empty()) {
     if (int err = ub_ctx_config(ctx, options.unbound_config_file.c_str());
         err != 0) {
