@@ -5,7 +5,9 @@ Listens on 127.0.0.1:PORT (and [::1]:PORT with --ipv6), answers EHLO with
 STARTTLS, does the TLS handshake with a certificate chosen by SNI, answers a
 second EHLO and QUIT, and logs one line per connection:
 
-    conn PEER sni=NAME tls=VERSION/CIPHER|error=...
+    conn [ADDR]:PORT sni=NAME|- tls=VERSION/CIPHER      (handshake done)
+    conn [ADDR]:PORT sni=NAME|- error=TEXT              (handshake failed)
+    conn [ADDR]:PORT plain                              (no STARTTLS)
 
 Certificates come from the test world (DIR/certs/...):
     --cert NAME=CHAINFILE:KEYFILE  (repeatable) for SNI NAME
@@ -70,29 +72,38 @@ class Handler(socketserver.StreamRequestHandler):
             else:
                 self.send("502 5.5.2 Command not implemented")
 
-    def handle(self):
+    def log(self, text):
         server = self.server
-        peer = "[%s]:%s" % self.client_address[:2]
-        result = "plain"
+        with server.log_lock:
+            print("conn [%s]:%s %s" % (self.client_address[0], self.client_address[1], text),
+                  file=server.log, flush=True)
+
+    def handle(self):
+        # One log line per connection, written as soon as the outcome is known
+        # (right after the handshake), so that a caller who sees the client
+        # finish can rely on finding it.
+        server = self.server
         try:
             self.send("220 mx.world.test ESMTP conformance")
             if self.dialogue() != "starttls":
+                self.log("plain")
                 return
-            self.wfile.flush()
-            tls = server.default_ctx.wrap_socket(self.connection, server_side=True)
-            self.sni = getattr(tls, "sni_name", None)
+            tls = server.default_ctx.wrap_socket(self.connection, server_side=True,
+                                                 do_handshake_on_connect=False)
+            try:
+                tls.do_handshake()
+            finally:
+                self.sni = getattr(tls, "sni_name", None)
             self.tls_info = "%s/%s" % (tls.version(), tls.cipher()[0])
-            result = "tls=" + self.tls_info
+            self.log("sni=%s tls=%s" % (self.sni or "-", self.tls_info))
             self.connection = tls
             self.rfile = tls.makefile("rb")
             self.wfile = tls.makefile("wb")
             self.dialogue()
         except (OSError, ssl.SSLError, ValueError) as e:
-            result = "error=%s" % (str(e).replace("\n", " ")[:200])
-        finally:
-            with server.log_lock:
-                print("conn %s sni=%s %s" % (peer, self.sni or "-", result),
-                      file=server.log, flush=True)
+            if self.tls_info is None:
+                self.log("sni=%s error=%s" % (self.sni or "-",
+                                              str(e).replace("\n", " ")[:200]))
 
 
 class Server(socketserver.ThreadingTCPServer):

@@ -117,7 +117,14 @@ constexpr auto kUnusable = v1::TLS_REQUIREMENT_UNUSABLE;
 constexpr auto kUsable = v1::TLSA_STATE_USABLE;
 
 std::vector<DomainWant> Domains() {
-  return {
+  // 100 MX records: the first 32 (kMaxMxHosts) are evaluated, in order.
+  DomainWant mx100{"mx-100.test", v1::DECISION_NONE, DNSSEC_STATE_SECURE, {},
+                   "only the first 32 of 100 MX hosts"};
+  for (int i = 1; i <= 32; ++i) {
+    mx100.hosts.push_back(
+        {absl::StrCat("mx", i, ".mx-100.test"), kOpp, v1::TLSA_STATE_NONE});
+  }
+  std::vector<DomainWant> domains = {
       {"dane.test", v1::DECISION_DANE_REQUIRED, DNSSEC_STATE_SECURE,
        {{"mx1.dane.test", kDane, kUsable, {"3 1 1"}, "mx1.dane.test"}}},
       {"nodane.test", v1::DECISION_NONE, DNSSEC_STATE_SECURE,
@@ -175,7 +182,13 @@ std::vector<DomainWant> Domains() {
        {{"192.0.2.1", kUnusable, v1::TLSA_STATE_ERROR}}, "not a host name"},
       {"mx-dot-mixed.test", v1::DECISION_NONE, DNSSEC_STATE_SECURE,
        {{"mx.mx-dot-mixed.test", kOpp, v1::TLSA_STATE_NONE}}},
+      // A CNAME loop makes the host's address lookup fail → defer.
+      {"cname-loop.test", v1::DECISION_TEMPFAIL, DNSSEC_STATE_SECURE,
+       {{"loop1.cname-loop.test", kUnusable, v1::TLSA_STATE_ERROR}},
+       "A lookup for loop1.cname-loop.test failed"},
   };
+  domains.push_back(std::move(mx100));
+  return domains;
 }
 
 INSTANTIATE_TEST_SUITE_P(World, WorldDaneTest, ::testing::ValuesIn(Domains()),

@@ -16,11 +16,13 @@
 namespace mxpolicy {
 
 // Contract: Resolve() validates and normalises the domain, then looks up the
-// MX RRset and fans out to every MX host's A, AAAA and TLSA lookups at once.
-// `done` runs exactly once — synchronously for INVALID_ARGUMENT, otherwise on
-// a DNS adapter thread. DNS failures are answers, not errors: they show in the
-// DNSSEC states and reasons of the response. Thread-safe; the adapters must
-// outlive every pending resolution.
+// MX RRset and fans out to every MX host's A, AAAA and TLSA lookups at once
+// (further lookups only where CNAMEs demand them), and decides with the pure
+// DANE engine (dane/). `done` runs exactly once — synchronously for
+// INVALID_ARGUMENT, otherwise on a DNS adapter thread. DNS failures are
+// answers, not errors: they are decisions (TEMPFAIL, ...) with DNSSEC states
+// and reasons. Thread-safe; the adapters must outlive every pending
+// resolution.
 class PolicyResolver {
  public:
   using Callback =
