@@ -28,6 +28,10 @@ inline constexpr size_t kMaxLabelLength = 63;
 // hyphens); a name IDNA rejects (e.g. bad punycode). Thread-safe.
 absl::StatusOr<std::string> NormalizeDomain(absl::string_view input);
 
+// True when `s` is well-formed UTF-8 (no overlong forms, surrogates or
+// values beyond U+10FFFF).
+bool IsValidUtf8(absl::string_view s);
+
 // True when `name` is a lowercase LDH host name (labels of letters, digits
 // and inner hyphens, 1–63 octets each, ≤ 253 in total, no trailing dot).
 bool IsLdhHostname(absl::string_view name);
