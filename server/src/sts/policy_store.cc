@@ -1,0 +1,115 @@
+#include "server/src/sts/policy_store.h"
+
+#include "absl/hash/hash.h"
+#include "absl/strings/str_cat.h"
+
+namespace mxpolicy::sts {
+
+void PolicyStore::Expire(Entry& entry, absl::Time now) const {
+  if (entry.policy && now >= entry.policy->expires_at) entry.policy.reset();
+}
+
+absl::Duration PolicyStore::Jitter(absl::string_view domain,
+                                   absl::Time fetched) const {
+  // Deterministic per (domain, fetch) so that replicas and tests agree, yet
+  // spread over the window so that refreshes do not come in waves.
+  const int64_t window = absl::ToInt64Seconds(options_.refresh_jitter);
+  if (window <= 0) return absl::ZeroDuration();
+  const size_t h = absl::HashOf(domain, absl::ToUnixSeconds(fetched));
+  return absl::Seconds(static_cast<int64_t>(h % static_cast<size_t>(window)));
+}
+
+StorePlan PolicyStore::Plan(absl::string_view domain, const TxtState& txt) {
+  const absl::Time now = clock_.Now();
+  absl::MutexLock lock(&mu_);
+  Entry& entry = entries_[domain];
+  Expire(entry, now);
+  StorePlan plan;
+  plan.cached = entry.policy;
+  switch (txt.kind) {
+    case TxtState::Kind::kAbsent:
+      plan.note = plan.cached ? "no valid TXT record; cached policy applies "
+                                "until it expires (RFC 8461 §3.3)"
+                              : "no MTA-STS TXT record";
+      break;
+    case TxtState::Kind::kFailed:
+      plan.note = plan.cached ? "TXT lookup failed; cached policy applies"
+                              : "TXT lookup failed and nothing is cached";
+      break;
+    case TxtState::Kind::kValid: {
+      const bool same_id = plan.cached && plan.cached->id == txt.id;
+      const bool refresh_due = same_id && now >= entry.refresh_at;
+      if (same_id && !refresh_due) {
+        plan.note = "TXT id unchanged; cached policy applies";
+        break;
+      }
+      if (entry.failed_id == txt.id && now < entry.retry_after) {
+        plan.note = absl::StrCat("back-off after a failed fetch of id ",
+                                 txt.id, " until ",
+                                 absl::FormatTime(entry.retry_after));
+        break;
+      }
+      plan.fetch = true;
+      plan.fetch_id = txt.id;
+      plan.refresh = refresh_due;
+      plan.note = refresh_due ? "proactive daily refresh"
+                  : plan.cached ? "TXT id changed; fetching the new policy"
+                                : "fetching the policy";
+      break;
+    }
+  }
+  if (!entry.policy && entry.failed_id.empty()) entries_.erase(domain);
+  return plan;
+}
+
+void PolicyStore::FetchSucceeded(absl::string_view domain, absl::string_view id,
+                                 Policy policy) {
+  const absl::Time now = clock_.Now();
+  absl::MutexLock lock(&mu_);
+  Entry& entry = entries_[domain];
+  CachedPolicy cached;
+  cached.id = std::string(id);
+  cached.fetched_at = now;
+  cached.expires_at = now + policy.max_age;
+  cached.policy = std::move(policy);
+  entry.policy = std::move(cached);
+  entry.failed_id.clear();
+  entry.retry_after = absl::InfinitePast();
+  entry.refresh_at = now + options_.refresh_after + Jitter(domain, now);
+  Expire(entry, now);  // max_age 0
+  if (!entry.policy) entries_.erase(domain);
+}
+
+bool PolicyStore::FetchFailed(absl::string_view domain, absl::string_view id) {
+  const absl::Time now = clock_.Now();
+  absl::MutexLock lock(&mu_);
+  Entry& entry = entries_[domain];
+  Expire(entry, now);
+  entry.failed_id = std::string(id);
+  entry.retry_after = now + options_.failure_backoff;
+  const bool alert =
+      entry.policy && entry.policy->policy.mode != Mode::kNone;
+  if (alert) ++refresh_failures_;
+  return alert;
+}
+
+std::optional<CachedPolicy> PolicyStore::Get(absl::string_view domain) const {
+  const absl::Time now = clock_.Now();
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(domain);
+  if (it == entries_.end()) return std::nullopt;
+  Expire(it->second, now);
+  return it->second.policy;
+}
+
+void PolicyStore::Forget(absl::string_view domain) {
+  absl::MutexLock lock(&mu_);
+  entries_.erase(domain);
+}
+
+uint64_t PolicyStore::refresh_failures() const {
+  absl::MutexLock lock(&mu_);
+  return refresh_failures_;
+}
+
+}  // namespace mxpolicy::sts
