@@ -15,6 +15,9 @@ PACKAGES=(
   dns-root-data ca-certificates
   # test world: knot + signed zones, nginx + test CA
   knot knot-dnsutils ldnsutils nginx-light openssl curl python3
+  # conformance: Postfix's posttls-finger, a validating unbound on :53 in a
+  # private network namespace
+  postfix unbound iproute2
 )
 
 missing=()
@@ -42,6 +45,9 @@ fi
 cleanup() { if [ "$added_policy" = 1 ]; then "${SUDO[@]}" rm -f "$policy"; fi; }
 trap cleanup EXIT
 "${SUDO[@]}" apt-get update -qq
+# Postfix asks how it is used; it runs no daemon here (posttls-finger only).
+echo "postfix postfix/main_mailer_type select No configuration" |
+  "${SUDO[@]}" debconf-set-selections
 DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" -E apt-get install -y -qq \
   --no-install-recommends "${missing[@]}"
 echo "deps: installed ${#missing[@]} package(s)"
