@@ -92,7 +92,10 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "%s\n", dns.status().ToString().c_str());
         return 1;
       }
-      mxpolicy::PolicyResolver resolver(**dns, https);
+      mxpolicy::RealClock clock;
+      mxpolicy::sts::PolicyStore store(clock);
+      mxpolicy::PolicyResolver resolver(**dns, https, store,
+                                        mxpolicy::PolicyResolver::Options());
       if (warm_tld) Resolve(resolver, warm, nullptr);
       const double ms =
           absl::ToDoubleMilliseconds(Resolve(resolver, domain, &decision));

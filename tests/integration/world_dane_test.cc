@@ -129,8 +129,11 @@ std::vector<DomainWant> Domains() {
        {{"mx1.dane.test", kDane, kUsable, {"3 1 1"}, "mx1.dane.test"}}},
       {"nodane.test", v1::DECISION_NONE, DNSSEC_STATE_SECURE,
        {{"mx.nodane.test", kOpp, v1::TLSA_STATE_NONE}}},
-      {"insecure.test", v1::DECISION_NONE, DNSSEC_STATE_INSECURE,
-       {{"mx.insecure.test", kOpp, v1::TLSA_STATE_INSECURE}}},
+      // No DANE (insecure zone) → its MTA-STS enforce policy decides.
+      {"insecure.test", v1::DECISION_STS_ENFORCE, DNSSEC_STATE_INSECURE,
+       {{"mx.insecure.test", v1::TLS_REQUIREMENT_PKIX,
+         v1::TLSA_STATE_INSECURE}},
+       "MTA-STS enforce (id 20240101)"},
       {"bogus-sig.test", v1::DECISION_TEMPFAIL, DNSSEC_STATE_BOGUS, {},
        "bogus"},
       {"bogus-ds.test", v1::DECISION_TEMPFAIL, DNSSEC_STATE_BOGUS, {}, "DS"},

@@ -39,7 +39,8 @@ TEST(FlagsTest, ContractNamesParse) {
              "--trust-anchor-file", "/w/ta.ds", "--sts-ca-file=/w/ca.pem",
              "--sts-https-port=8443", "--dns-timeout=1500ms",
              "--fetch-connect-timeout=2s", "--fetch-timeout=3s",
-             "--shutdown-grace=4s", "--dns-qname-minimisation=true"});
+             "--shutdown-grace=4s", "--dns-qname-minimisation=true",
+       "--sts-discovery-failure=tempfail"});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->listen, "127.0.0.1:0");
   EXPECT_EQ(c->unbound_config, "/w/unbound.conf");
@@ -51,6 +52,7 @@ TEST(FlagsTest, ContractNamesParse) {
   EXPECT_EQ(c->fetch_timeout, absl::Seconds(3));
   EXPECT_EQ(c->shutdown_grace, absl::Seconds(4));
   EXPECT_TRUE(c->dns_qname_minimisation);
+  EXPECT_TRUE(c->sts_discovery_failure_tempfail);
 }
 
 TEST(FlagsTest, BadValuesNameTheFlag) {
@@ -63,7 +65,8 @@ TEST(FlagsTest, BadValuesNameTheFlag) {
            {"--no-such-flag=1", "unknown flag --no-such-flag"},
            {"positional", "unexpected argument"},
            {"--listen", "needs a value"},
-           {"--dns-qname-minimisation=maybe", "--dns-qname-minimisation"}}) {
+           {"--dns-qname-minimisation=maybe", "--dns-qname-minimisation"},
+           {"--sts-discovery-failure=strict", "--sts-discovery-failure"}}) {
     absl::StatusOr<ServerConfig> c = Parse({arg});
     ASSERT_FALSE(c.ok()) << arg;
     EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << arg;
@@ -81,7 +84,8 @@ TEST(FlagsTest, HelpDocumentsEveryFlag) {
   for (const char* name :
        {"--listen", "--unbound-config", "--trust-anchor-file", "--sts-ca-file",
         "--sts-https-port", "--dns-timeout", "--fetch-connect-timeout",
-        "--fetch-timeout", "--shutdown-grace", "--dns-qname-minimisation"}) {
+        "--fetch-timeout", "--shutdown-grace", "--dns-qname-minimisation",
+        "--sts-discovery-failure"}) {
     EXPECT_THAT(out, ::testing::HasSubstr(name));
   }
   EXPECT_THAT(out, ::testing::HasSubstr("default: 127.0.0.1:8460"));

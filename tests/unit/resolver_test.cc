@@ -28,6 +28,15 @@ class FakeDnsClient : public DnsClient {
   void Lookup(absl::string_view name, RrType type, Callback done) override {
     asked_.push_back({std::string(name), type});
     auto it = table_.find({std::string(name), type});
+    if (it == table_.end() && type == RrType::kTxt) {
+      // No MTA-STS / TLSRPT unless a test configures it.
+      DnsAnswer nx;
+      nx.outcome = DnsOutcome::kNxDomain;
+      nx.dnssec = DnssecState::kSecure;
+      nx.ttl = absl::Seconds(3600);
+      std::move(done)(nx);
+      return;
+    }
     if (it == table_.end()) {
       held_.push_back(std::move(done));
       return;
@@ -112,7 +121,9 @@ class ResolverTest : public ::testing::Test {
 
   FakeDnsClient dns_;
   NoHttps https_;
-  PolicyResolver resolver_{dns_, https_};
+  RealClock clock_;
+  sts::PolicyStore store_{clock_};
+  PolicyResolver resolver_{dns_, https_, store_, PolicyResolver::Options()};
 };
 
 TEST_F(ResolverTest, InvalidDomainIsInvalidArgumentWithoutLookups) {

@@ -22,6 +22,9 @@ struct ServerConfig {
   std::string sts_ca_file;
   // TCP port for policy fetches (443 except in tests).
   uint16_t sts_https_port = 443;
+  // SPEC A9: TXT lookup failure without a cached policy → TEMPFAIL (true)
+  // or "no MTA-STS" (false, the RFC-conform default).
+  bool sts_discovery_failure_tempfail = false;
   absl::Duration dns_timeout = absl::Seconds(5);
   // RFC 9156 QNAME minimisation in the embedded resolver (see
   // UnboundDnsClient::Options for why it is off by default).

@@ -6,10 +6,12 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "server/src/common/clock.h"
 #include "server/src/dns/unbound_dns_client.h"
 #include "server/src/https/curl_https_fetcher.h"
 #include "server/src/resolver/policy_resolver.h"
 #include "server/src/rpc/policy_service.h"
+#include "server/src/sts/policy_store.h"
 
 namespace mxpolicy {
 
@@ -36,7 +38,14 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
   if (!fetcher.ok()) return fetcher.status();
   d->https_ = *std::move(fetcher);
 
-  d->resolver_ = std::make_unique<PolicyResolver>(*d->dns_, *d->https_);
+  d->clock_ = std::make_unique<RealClock>();
+  d->store_ = std::make_unique<sts::PolicyStore>(*d->clock_);
+  PolicyResolver::Options resolver;
+  resolver.sts_https_port = config.sts_https_port;
+  resolver.sts_discovery_failure_tempfail =
+      config.sts_discovery_failure_tempfail;
+  d->resolver_ = std::make_unique<PolicyResolver>(*d->dns_, *d->https_,
+                                                  *d->store_, resolver);
   d->service_ = std::make_unique<PolicyService>(*d->resolver_);
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -75,6 +84,8 @@ Daemon::~Daemon() {
   resolver_.reset();
   https_.reset();
   dns_.reset();
+  store_.reset();
+  clock_.reset();
 }
 
 }  // namespace mxpolicy

@@ -15,10 +15,14 @@ class Server;
 
 namespace mxpolicy {
 
+class Clock;
 class UnboundDnsClient;
 class CurlHttpsFetcher;
 class PolicyResolver;
 class PolicyService;
+namespace sts {
+class PolicyStore;
+}  // namespace sts
 
 // Contract: Create() loads the DNS context and trust anchor, then starts the
 // gRPC server; health reports SERVING only once everything is loaded, and
@@ -40,6 +44,10 @@ class Daemon {
  private:
   Daemon() = default;
 
+  // Declared first, destroyed last: pending fetches complete into the store
+  // when the adapters shut down.
+  std::unique_ptr<Clock> clock_;
+  std::unique_ptr<sts::PolicyStore> store_;
   std::unique_ptr<UnboundDnsClient> dns_;
   std::unique_ptr<CurlHttpsFetcher> https_;
   std::unique_ptr<PolicyResolver> resolver_;

@@ -98,6 +98,20 @@ std::vector<Flag> ServerFlags(ServerConfig& c) {
        "are for test worlds).",
        absl::StrCat(d.sts_https_port),
        SetPort(c.sts_https_port, "sts-https-port")},
+      {"sts-discovery-failure",
+       "What a failed _mta-sts TXT lookup (SERVFAIL, timeout, bogus) means "
+       "when no policy is cached: \"none\" (no MTA-STS, RFC-conform) or "
+       "\"tempfail\" (defer delivery).",
+       "none",
+       [&c](absl::string_view v) {
+         if (v != "none" && v != "tempfail") {
+           return absl::InvalidArgumentError(absl::StrCat(
+               "--sts-discovery-failure: want none or tempfail, got \"", v,
+               "\""));
+         }
+         c.sts_discovery_failure_tempfail = v == "tempfail";
+         return absl::OkStatus();
+       }},
       {"dns-timeout", "Time limit for one DNS lookup.", dur(d.dns_timeout),
        SetDuration(c.dns_timeout, "dns-timeout")},
       {"dns-qname-minimisation",

@@ -16,6 +16,8 @@
 #include "server/src/dane/decision.h"
 #include "server/src/dane/host.h"
 #include "server/src/dane/mx.h"
+#include "server/src/sts/policy.h"
+#include "server/src/sts/txt_record.h"
 
 namespace mxpolicy {
 namespace {
@@ -98,6 +100,45 @@ void FillHost(const dane::HostVerdict& v, v1::MxHost& out) {
   out.set_reason(v.reason);
 }
 
+v1::StsMode ToProto(sts::Mode mode) {
+  switch (mode) {
+    case sts::Mode::kEnforce:
+      return v1::STS_MODE_ENFORCE;
+    case sts::Mode::kTesting:
+      return v1::STS_MODE_TESTING;
+    case sts::Mode::kNone:
+      return v1::STS_MODE_NONE;
+  }
+  return v1::STS_MODE_UNSPECIFIED;
+}
+
+void FillPolicy(const sts::CachedPolicy& cached, v1::StsPolicy& out) {
+  out.set_id(cached.id);
+  out.set_mode(ToProto(cached.policy.mode));
+  for (const std::string& p : cached.policy.mx) out.add_mx_patterns(p);
+  out.mutable_max_age()->set_seconds(
+      absl::ToInt64Seconds(cached.policy.max_age));
+  out.mutable_fetched_at()->set_seconds(absl::ToUnixSeconds(cached.fetched_at));
+  for (const std::string& line : cached.policy.lines) out.add_raw_lines(line);
+}
+
+// The TXT lookup as the policy store sees it (SPEC A4, A9).
+sts::TxtState ToTxtState(const DnsResult& txt, std::string* why) {
+  if (LookupFailed(txt)) {
+    *why = absl::StrCat("_mta-sts TXT lookup ", FailureText(txt));
+    return {sts::TxtState::Kind::kFailed, ""};
+  }
+  if (txt->outcome != DnsOutcome::kData) {
+    return {sts::TxtState::Kind::kAbsent, ""};
+  }
+  absl::StatusOr<std::string> id = sts::ParseStsTxtRecords(txt->txt);
+  if (!id.ok()) {
+    *why = std::string(id.status().message());
+    return {sts::TxtState::Kind::kAbsent, ""};
+  }
+  return {sts::TxtState::Kind::kValid, *std::move(id)};
+}
+
 struct HostState {
   dane::MxHost host;
   dane::HostAnswers answers;
@@ -105,20 +146,30 @@ struct HostState {
   std::optional<dane::HostVerdict> verdict;
 };
 
-// One in-flight resolution, shared by its lookups' callbacks. The MX answer
-// fans out to every host's lookups at once; each answer asks the pure DANE
-// logic what is still needed (SPEC G2/G5/G6), so a host costs one
-// round-trip level unless CNAMEs demand another.
+// One in-flight resolution, shared by its lookups' callbacks. Three
+// branches start at once — DANE (MX, then every host's lookups, fanned
+// out), MTA-STS (TXT, then the policy store and perhaps a fetch) and
+// TLSRPT (TXT) — and the last one to finish combines them.
 class Resolution : public std::enable_shared_from_this<Resolution> {
  public:
-  Resolution(DnsClient& dns, std::string domain, PolicyResolver::Callback done)
-      : dns_(dns), domain_(std::move(domain)), done_(std::move(done)) {}
+  Resolution(DnsClient& dns, sts::PolicyStore& store, PolicyFetcher& fetcher,
+             const PolicyResolver::Options& options, std::string domain,
+             PolicyResolver::Callback done)
+      : dns_(dns),
+        store_(store),
+        fetcher_(fetcher),
+        options_(options),
+        domain_(std::move(domain)),
+        done_(std::move(done)) {}
 
   void Start() {
+    auto self = shared_from_this();
     dns_.Lookup(domain_, RrType::kMx,
-                [self = shared_from_this()](DnsResult mx) {
-                  self->OnMx(std::move(mx));
-                });
+                [self](DnsResult mx) { self->OnMx(std::move(mx)); });
+    dns_.Lookup(absl::StrCat("_mta-sts.", domain_), RrType::kTxt,
+                [self](DnsResult txt) { self->OnStsTxt(std::move(txt)); });
+    dns_.Lookup(absl::StrCat("_smtp._tls.", domain_), RrType::kTxt,
+                [self](DnsResult txt) { self->OnTlsRpt(std::move(txt)); });
   }
 
  private:
@@ -127,18 +178,35 @@ class Resolution : public std::enable_shared_from_this<Resolution> {
   void OnMx(DnsResult mx);
   void OnLookup(size_t index, dane::Query query, DnsResult answer);
   // Records what `index` still needs into `batch`, or its verdict; returns
-  // true when that completed the last host. Requires mu_.
+  // true when that completed the DANE branch. Requires mu_.
   bool Advance(size_t index, Batch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Issue(const Batch& batch);
+  void OnStsTxt(DnsResult txt);
+  void OnTlsRpt(DnsResult txt);
+  // Marks one branch done; the last one combines and answers.
+  void BranchDone();
   void Finish();
 
   DnsClient& dns_;
+  sts::PolicyStore& store_;
+  PolicyFetcher& fetcher_;
+  const PolicyResolver::Options& options_;
   const std::string domain_;
   PolicyResolver::Callback done_;
+
   absl::Mutex mu_;
+  int branches_left_ ABSL_GUARDED_BY(mu_) = 3;
+  // DANE branch.
   dane::MxPlan plan_ ABSL_GUARDED_BY(mu_);
   std::vector<HostState> hosts_ ABSL_GUARDED_BY(mu_);
   size_t hosts_left_ ABSL_GUARDED_BY(mu_) = 0;
+  // MTA-STS branch.
+  std::optional<sts::CachedPolicy> policy_ ABSL_GUARDED_BY(mu_);
+  bool txt_failed_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Duration txt_ttl_ ABSL_GUARDED_BY(mu_) = absl::InfiniteDuration();
+  std::string sts_note_ ABSL_GUARDED_BY(mu_);
+  // TLSRPT branch.
+  std::vector<std::string> rua_ ABSL_GUARDED_BY(mu_);
 };
 
 void Resolution::OnMx(DnsResult mx) {
@@ -161,7 +229,7 @@ void Resolution::OnMx(DnsResult mx) {
     finished = finished || hosts_.empty();
   }
   Issue(batch);
-  if (finished) Finish();
+  if (finished) BranchDone();
 }
 
 void Resolution::OnLookup(size_t index, dane::Query query, DnsResult answer) {
@@ -174,7 +242,7 @@ void Resolution::OnLookup(size_t index, dane::Query query, DnsResult answer) {
     finished = Advance(index, batch);
   }
   Issue(batch);
-  if (finished) Finish();
+  if (finished) BranchDone();
 }
 
 bool Resolution::Advance(size_t index, Batch& batch) {
@@ -202,17 +270,73 @@ void Resolution::Issue(const Batch& batch) {
   }
 }
 
+void Resolution::OnStsTxt(DnsResult txt) {
+  std::string why;
+  const sts::TxtState state = ToTxtState(txt, &why);
+  const sts::StorePlan plan = store_.Plan(domain_, state);
+  {
+    absl::MutexLock lock(&mu_);
+    txt_failed_ = state.kind == sts::TxtState::Kind::kFailed;
+    if (txt.ok() && !LookupFailed(txt)) txt_ttl_ = txt->ttl;
+    policy_ = plan.cached;
+    sts_note_ = why.empty() ? plan.note : absl::StrCat(why, "; ", plan.note);
+  }
+  if (!plan.fetch) {
+    BranchDone();
+    return;
+  }
+  // A cached policy applies while the fetch runs on in the background
+  // (SPEC B8, D2); without one, this resolution waits for the fetch.
+  const bool wait = !plan.cached.has_value();
+  fetcher_.Fetch(domain_, plan.fetch_id,
+                 [self = wait ? shared_from_this() : nullptr](
+                     PolicyFetchOutcome outcome) {
+                   if (self == nullptr) return;
+                   {
+                     absl::MutexLock lock(&self->mu_);
+                     self->policy_ = self->store_.Get(self->domain_);
+                     if (!outcome.ok) {
+                       absl::StrAppend(&self->sts_note_, "; policy fetch: ",
+                                       outcome.detail);
+                     }
+                   }
+                   self->BranchDone();
+                 });
+  if (!wait) BranchDone();
+}
+
+void Resolution::OnTlsRpt(DnsResult txt) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!LookupFailed(txt) && txt->outcome == DnsOutcome::kData) {
+      absl::StatusOr<std::vector<std::string>> rua =
+          sts::ParseTlsRptRecords(txt->txt);
+      if (rua.ok()) rua_ = *std::move(rua);
+    }
+  }
+  BranchDone();
+}
+
+void Resolution::BranchDone() {
+  bool last;
+  {
+    absl::MutexLock lock(&mu_);
+    last = --branches_left_ == 0;
+  }
+  if (last) Finish();
+}
+
 void Resolution::Finish() {
   v1::ResolveResponse response;
   {
     absl::MutexLock lock(&mu_);
     std::vector<dane::HostVerdict> verdicts;
-    absl::Duration ttl = plan_.ttl;
+    absl::Duration ttl = std::min(plan_.ttl, txt_ttl_);
     for (HostState& host : hosts_) {
       ttl = std::min(ttl, host.verdict->ttl);
       verdicts.push_back(*host.verdict);
     }
-    const dane::DomainVerdict verdict = dane::Decide(plan_, verdicts);
+    const dane::DomainVerdict dane = dane::Decide(plan_, verdicts);
     response.set_domain(domain_);
     response.set_source(v1::SOURCE_FRESH);
     response.set_mx_dnssec(ToProto(plan_.mx_state));
@@ -220,17 +344,68 @@ void Resolution::Finish() {
     for (const dane::HostVerdict& v : verdicts) {
       FillHost(v, *response.add_mx_hosts());
     }
-    response.set_decision(ToProto(verdict.decision));
-    std::string reason = verdict.reason;
-    if (verdict.decision == dane::DaneDecision::kNoDane) {
-      absl::StrAppend(&reason, "; MTA-STS is not evaluated in this build");
+    for (const std::string& uri : rua_) response.add_tlsrpt_rua(uri);
+    if (policy_) {
+      FillPolicy(*policy_, *response.mutable_sts_policy());
+      for (v1::MxHost& host : *response.mutable_mx_hosts()) {
+        host.set_sts_allowed(
+            sts::MatchesAnyPattern(policy_->policy.mx, host.hostname()));
+      }
+      ttl = std::min(ttl, policy_->expires_at - store_.clock().Now());
     }
+    std::string reason = dane.reason;
+    v1::Decision decision = ToProto(dane.decision);
+    // RFC 8461 §2 / SPEC F1–F4: DANE first; MTA-STS only where DANE does
+    // not apply, and never over a DANE failure.
+    if (dane.decision == dane::DaneDecision::kNoDane) {
+      const sts::Mode mode =
+          policy_ ? policy_->policy.mode : sts::Mode::kNone;
+      if (policy_ && mode == sts::Mode::kEnforce) {
+        decision = v1::DECISION_STS_ENFORCE;
+        int allowed = 0;
+        for (v1::MxHost& host : *response.mutable_mx_hosts()) {
+          if (host.tls_requirement() == v1::TLS_REQUIREMENT_UNUSABLE) continue;
+          if (host.sts_allowed()) {
+            ++allowed;
+            host.set_tls_requirement(v1::TLS_REQUIREMENT_PKIX);
+            host.set_reason(absl::StrCat(
+                "MTA-STS enforce: certificate must be valid for ",
+                host.hostname(), " (RFC 8461 §4.2)"));
+          } else {
+            host.set_tls_requirement(v1::TLS_REQUIREMENT_UNUSABLE);
+            host.set_reason(absl::StrCat(
+                host.hostname(),
+                " matches no mx pattern of the MTA-STS policy (RFC 8461 §4.1)"));
+          }
+        }
+        reason = absl::StrCat("MTA-STS enforce (id ", policy_->id, "): ",
+                              allowed, " of ", response.mx_hosts_size(),
+                              " MX host(s) allowed; ", reason);
+      } else if (policy_ && mode == sts::Mode::kTesting) {
+        decision = v1::DECISION_STS_TESTING;
+        reason = absl::StrCat("MTA-STS testing (id ", policy_->id,
+                              "): deliver as usual, report failures; ", reason);
+      } else if (!policy_ && txt_failed_ &&
+                 options_.sts_discovery_failure_tempfail) {
+        decision = v1::DECISION_TEMPFAIL;
+        reason = absl::StrCat("MTA-STS discovery failed (",
+                              sts_note_, ") and --sts-discovery-failure="
+                              "tempfail; ", reason);
+      } else {
+        decision = v1::DECISION_NONE;
+        reason = absl::StrCat(
+            policy_ ? "MTA-STS mode none" : "no MTA-STS policy", " (",
+            sts_note_, "); ", reason);
+      }
+    }
+    response.set_decision(decision);
     if (plan_.kind == dane::MxPlan::Kind::kHosts && !plan_.reason.empty()) {
       absl::StrAppend(&reason, "; ", plan_.reason);
     }
     response.set_reason(std::move(reason));
     if (ttl != absl::InfiniteDuration()) {
-      response.mutable_ttl()->set_seconds(absl::ToInt64Seconds(ttl));
+      response.mutable_ttl()->set_seconds(
+          std::max<int64_t>(0, absl::ToInt64Seconds(ttl)));
     }
   }
   std::move(done_)(std::move(response));
@@ -238,8 +413,12 @@ void Resolution::Finish() {
 
 }  // namespace
 
-PolicyResolver::PolicyResolver(DnsClient& dns, HttpsFetcher& https)
-    : dns_(dns), https_(https) {}
+PolicyResolver::PolicyResolver(DnsClient& dns, HttpsFetcher& https,
+                               sts::PolicyStore& store, Options options)
+    : dns_(dns),
+      store_(store),
+      options_(options),
+      fetcher_(dns, https, store, options.sts_https_port) {}
 
 void PolicyResolver::Resolve(absl::string_view domain, Callback done) {
   absl::StatusOr<std::string> normalized = NormalizeDomain(domain);
@@ -247,7 +426,8 @@ void PolicyResolver::Resolve(absl::string_view domain, Callback done) {
     std::move(done)(normalized.status());
     return;
   }
-  std::make_shared<Resolution>(dns_, *std::move(normalized), std::move(done))
+  std::make_shared<Resolution>(dns_, store_, fetcher_, options_,
+                               *std::move(normalized), std::move(done))
       ->Start();
 }
 

@@ -12,6 +12,8 @@
 #include "mxpolicy/v1/mxpolicy.pb.h"
 #include "server/src/dns/dns_client.h"
 #include "server/src/https/https_fetcher.h"
+#include "server/src/resolver/policy_fetcher.h"
+#include "server/src/sts/policy_store.h"
 
 namespace mxpolicy {
 
@@ -28,13 +30,29 @@ class PolicyResolver {
   using Callback =
       absl::AnyInvocable<void(absl::StatusOr<v1::ResolveResponse>) &&>;
 
-  PolicyResolver(DnsClient& dns, HttpsFetcher& https);
+  struct Options {
+    // TCP port for policy fetches (443 except in test worlds).
+    uint16_t sts_https_port = 443;
+    // SPEC A9: when the TXT lookup fails (SERVFAIL, timeout, bogus) and no
+    // policy is cached, answer TEMPFAIL instead of "no MTA-STS".
+    bool sts_discovery_failure_tempfail = false;
+  };
 
+  PolicyResolver(DnsClient& dns, HttpsFetcher& https, sts::PolicyStore& store,
+                 Options options);
+
+  // DANE and MTA-STS run in parallel: the MX lookup, the `_mta-sts` TXT
+  // lookup (then, when needed, the policy fetch) and the `_smtp._tls` TXT
+  // lookup start at once; the DANE verdict takes precedence (RFC 8461 §2).
   void Resolve(absl::string_view domain, Callback done);
+
+  PolicyFetcher& fetcher() { return fetcher_; }
 
  private:
   DnsClient& dns_;
-  HttpsFetcher& https_;  // used by the MTA-STS branch
+  sts::PolicyStore& store_;
+  const Options options_;
+  PolicyFetcher fetcher_;
 };
 
 }  // namespace mxpolicy

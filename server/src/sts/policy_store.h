@@ -90,6 +90,8 @@ class PolicyStore {
   // Failed refreshes of non-`none` policies since start (D5 alert counter).
   uint64_t refresh_failures() const;
 
+  const Clock& clock() const { return clock_; }
+
  private:
   struct Entry {
     std::optional<CachedPolicy> policy;
