@@ -52,16 +52,22 @@ PYTHON=/usr/bin/python3
 [[ -x $PYTHON ]] || PYTHON=python3
 
 ###############################################################################
-# ports + DS records (python)
+# python helper: ports, SPKI digests, DS records
 ###############################################################################
-
-# world_py TTL [ZONE KEYFILE]...: one python run (a start costs ~20 ms) that
-# prints "DNS_PORT HTTPS_PORT" (DNS_PORT is free on both UDP and TCP), then
-# for each ZONE the line "ZONE DS-RECORD": the SHA-256 DS (digest type 2) of
-# the DNSKEY in KEYFILE (an ldns-keygen .key file) at owner ZONE., with TTL.
-world_py() {
-    "$PYTHON" -S -I - "$@" <<'EOF'
+# One python process (a start costs 20-60 ms) runs as a coprocess from the
+# very beginning, so its start overlaps the CA generation; it answers one
+# request line with one answer line:
+#   ports             "DNS_PORT HTTPS_PORT" (DNS_PORT free on UDP and TCP)
+#   spki FILE         hex SHA-256 of the DER SubjectPublicKeyInfo of the PEM
+#                     certificate FILE (the data of a TLSA 3 1 1 / 2 1 1)
+#   ds ZONE KEYFILE   the SHA-256 DS (digest type 2) of the DNSKEY in KEYFILE
+#                     (an ldns-keygen .key file) at owner ZONE., TTL $TTL
+# Errors come back as "ERROR ...".
+start_helper() {
+    local src
+    IFS= read -r -d '' src <<'EOF' || true
 import base64, hashlib, socket, sys
+
 def pick(udp_too):
     while True:
         t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -78,32 +84,82 @@ def pick(udp_too):
         t.close()
         if ok:
             return port
-dns = pick(True)
-https = pick(False)
-while https == dns:
-    https = pick(False)
-print(dns, https)
 
-def dnskey_rdata(path):
+def ports():
+    dns = pick(True)
+    https = pick(False)
+    while https == dns:
+        https = pick(False)
+    return f"{dns} {https}"
+
+def tlv(der, pos):
+    """(tag, start of contents, end) of the DER element at pos"""
+    tag, n = der[pos], der[pos + 1]
+    pos += 2
+    if n & 0x80:
+        k = n & 0x7F
+        n = int.from_bytes(der[pos:pos + k], "big")
+        pos += k
+    return tag, pos, pos + n
+
+def spki(path):
+    pem = open(path).read()
+    body = pem.split("-----BEGIN CERTIFICATE-----")[1].split("-----END CERTIFICATE-----")[0]
+    der = base64.b64decode("".join(body.split()))
+    _, pos, _ = tlv(der, 0)            # Certificate
+    _, pos, _ = tlv(der, pos)          # tbsCertificate
+    if der[pos] == 0xA0:               # [0] version
+        pos = tlv(der, pos)[2]
+    for _ in range(5):                 # serial, signature, issuer, validity, subject
+        pos = tlv(der, pos)[2]
+    tag, _, end = tlv(der, pos)        # subjectPublicKeyInfo
+    if tag != 0x30:
+        raise ValueError(f"{path}: no SubjectPublicKeyInfo")
+    return hashlib.sha256(der[pos:end]).hexdigest()
+
+def ds(zone, path):
     # "OWNER IN DNSKEY FLAGS PROTO ALG BASE64 ;{comment}"
     f = open(path).read().split(";")[0].split()
     i = f.index("DNSKEY")
     flags, proto, alg = int(f[i + 1]), int(f[i + 2]), int(f[i + 3])
-    return alg, flags.to_bytes(2, "big") + bytes([proto, alg]) + base64.b64decode("".join(f[i + 4:]))
-def key_tag(rd):   # RFC 4034 appendix B
-    ac = sum(b if i & 1 else b << 8 for i, b in enumerate(rd))
-    return (ac + (ac >> 16)) & 0xFFFF
-def wire(name):
-    return b"".join(bytes([len(l)]) + l.lower().encode() for l in name.split(".") if l) + b"\0"
-ttl, args = sys.argv[1], sys.argv[2:]
-keys = {}
-for zone, path in zip(args[0::2], args[1::2]):
-    if path not in keys:
-        keys[path] = dnskey_rdata(path)
-    alg, rd = keys[path]
-    digest = hashlib.sha256(wire(zone) + rd).hexdigest().upper()
-    print(f"{zone} {zone}.\t{ttl}\tIN\tDS\t{key_tag(rd)} {alg} 2 {digest}")
+    rd = flags.to_bytes(2, "big") + bytes([proto, alg]) + base64.b64decode("".join(f[i + 4:]))
+    ac = sum(b if j & 1 else b << 8 for j, b in enumerate(rd))
+    tag = (ac + (ac >> 16)) & 0xFFFF  # RFC 4034 appendix B
+    owner = b"".join(bytes([len(l)]) + l.lower().encode() for l in zone.split(".") if l) + b"\0"
+    digest = hashlib.sha256(owner + rd).hexdigest().upper()
+    return f"{zone}.\t{TTL}\tIN\tDS\t{tag} {alg} 2 {digest}"
+
+TTL = sys.argv[1]
+for line in sys.stdin:
+    cmd, _, arg = line.rstrip("\n").partition(" ")
+    try:
+        if cmd == "ports":
+            out = ports()
+        elif cmd == "spki":
+            out = spki(arg)
+        elif cmd == "ds":
+            out = ds(*arg.split(" ", 1))
+        else:
+            raise ValueError(f"unknown request {cmd!r}")
+    except Exception as e:
+        out = f"ERROR {line.strip()}: {e!r}"
+    print(out, flush=True)
 EOF
+    coproc PY { exec "$PYTHON" -S -I -c "$src" "$TTL" 2>>"$W/run/helper.log"; }
+}
+
+# py REQUEST: send one request to the helper; the answer is in REPLY.
+py() {
+    printf '%s\n' "$1" >&"${PY[1]}" && read -r -u "${PY[0]}" \
+        || die "python helper died (request: $1); see $W/run/helper.log"
+    [[ $REPLY != ERROR* ]] || die "python helper: $REPLY"
+}
+
+# stop_helper: close its stdin (it exits) and reap it.
+stop_helper() {
+    local fd=${PY[1]:-} pid=${PY_PID:-}
+    [[ -z $fd ]] || exec {fd}>&-
+    [[ -z $pid ]] || wait "$pid" 2>/dev/null || true
 }
 
 ###############################################################################
@@ -196,14 +252,6 @@ cert_selfsigned() {
         -subj "/CN=$name" -addext "subjectAltName=DNS:$name" -days 365
 }
 
-# TLSA 3 1 1 data of a cert: sha256 of its DER SubjectPublicKeyInfo.
-spki_sha256() {
-    local h
-    h=$(openssl x509 -in "$1" -noout -pubkey \
-        | openssl pkey -pubin -outform DER | sha256sum)
-    echo "${h%% *}"
-}
-
 # Certs the DNS zones need (TLSA); must exist before make_zones.
 make_dns_certs() {
     make_ca
@@ -290,8 +338,9 @@ parent_records() {
 
 define_children() {
     local tlsa_mx1 tlsa_ca h32 h31 huge recs i
-    tlsa_mx1=$(spki_sha256 "$W/certs/mx1.dane.test.pem")
-    tlsa_ca=$(spki_sha256 "$W/ca.pem")
+    # TLSA x 1 1 data: SHA-256 of the certificate's SubjectPublicKeyInfo
+    py "spki $W/certs/mx1.dane.test.pem"; tlsa_mx1=$REPLY
+    py "spki $W/ca.pem"; tlsa_ca=$REPLY
 
     define_zone dane.test signed <<EOF
 @ MX 10 mx1.dane.test.
@@ -404,11 +453,13 @@ mx A 127.0.0.1
 _25._tcp.mx TLSA 3 1 1 $tlsa_mx1
 EOF
 
-    # Lame: test. delegates lame.test to ns.lame.test (glue 127.0.0.2, where
-    # nothing listens on port 53); knot does not serve lame.test.
+    # Lame: test. delegates lame.test (no DS) to ns.nowhere.test, a name that
+    # does not exist (secure NXDOMAIN), and knot does not serve lame.test, so
+    # a validator has no server to ask: SERVFAIL in ~30 ms.  (Glue pointing at
+    # 127.0.0.2, where nothing listens, made unbound 1.17 wait for timeouts
+    # with backoff, over 30 s: it ignores the ICMP "port unreachable".)
     parent_records <<EOF
-lame NS ns.lame.test.
-ns.lame A 127.0.0.2
+lame NS ns.nowhere.test.
 EOF
 
     define_zone ipv6only.test signed <<EOF
@@ -427,11 +478,13 @@ _25._tcp.mx TYPE52 \\# 3 030101
 EOF
 
     # 4000 bytes of association data: the response exceeds 4096 bytes (TCP)
-    printf -v huge '%04000d' 0
+    huge=5a
+    for i in 1 2 3 4 5 6 7 8 9 10 11; do huge+=$huge; done     # 2048 bytes
+    huge+=${huge:0:3904}                                        # 4000 bytes
     define_zone tlsa-huge.test signed <<EOF
 @ MX 10 mx.tlsa-huge.test.
 mx A 127.0.0.1
-_25._tcp.mx TLSA 3 1 0 ${huge//0/5a}
+_25._tcp.mx TLSA 3 1 0 $huge
 EOF
 
     define_zone mx-ipliteral.test signed <<EOF
@@ -527,7 +580,7 @@ fix_empty_tlsa() {
 }
 
 make_zones() {
-    local z f rdata zsk ksk unrelated dnskeys=() py_args line validity pids=()
+    local z f rdata zsk ksk unrelated dnskeys=() validity pids=()
     define_children
     step zone-keys
     wait_all "key generation" "${KEYGEN_PIDS[@]}"
@@ -539,54 +592,42 @@ make_zones() {
         dnskeys+=("DNSKEY ${rdata%%;*}")
     done
 
-    # 2. DNSKEYs into the zones to be signed
-    py_args=(test "$ksk.key")
-    for z in "${ZONES[@]}"; do
-        case ${ZONE_MODE[$z]} in
-            insecure) continue ;;
-            bogus-ds) py_args+=("$z" "$unrelated.key") ;;
-            *)        py_args+=("$z" "$ksk.key") ;;
+    # sign ZONE in the background (pid appended to pids)
+    sign() {
+        case ${ZONE_MODE[$1]} in
+            expired) validity=(-i 20200101 -e 20200201) ;;
+            *)       validity=(-i $((NOW - 86400)) -e $((NOW + 30 * 86400))) ;;
         esac
+        ldns-signzone -o "$1." "${validity[@]}" -f "$W/zones/$1.zone.signed" \
+            "$W/zones/$1.zone" "$zsk" "$ksk" >/dev/null 2>>"$W/zones/build.log" &
+        pids+=($!)
+    }
+
+    # 2. + 5. DNSKEYs into the children to be signed; sign them right away
+    step zone-signing
+    for z in "${ZONES[@]}"; do
+        [[ ${ZONE_MODE[$z]} != insecure ]] || continue
         printf '%s\n' "${dnskeys[@]/#/$z. }" >> "$W/zones/$z.zone"
+        sign "$z"
     done
 
-    # 3. ports and DS records
-    step zone-ds
-    world_py "$TTL" "${py_args[@]}" > "$W/run/world_py.out" \
-        || die "world_py (ports, DS records) failed"
-    local -A ds=()
-    {
-        read -r DNS_PORT HTTPS_PORT
-        while read -r z line; do ds[$z]=$line; done
-    } < "$W/run/world_py.out"
-    [[ ${DNS_PORT:-} =~ ^[0-9]+$ && ${HTTPS_PORT:-} =~ ^[0-9]+$ ]] \
-        || die "could not pick free ports"
-
-    # 4. the parent
+    # 3. + 4. the parent, with the DS records, meanwhile
     {
         zone_header test
         printf '%s\n' "${dnskeys[@]/#/test. }"
         echo "ns A 127.0.0.1"
         for z in "${ZONES[@]}"; do
             echo "$z. NS ns.test."
-            [[ ${ZONE_MODE[$z]} == insecure ]] || echo "${ds[$z]:?no DS for $z}"
+            case ${ZONE_MODE[$z]} in
+                insecure) ;;
+                bogus-ds) py "ds $z $unrelated.key"; echo "$REPLY" ;;
+                *)        py "ds $z $ksk.key"; echo "$REPLY" ;;
+            esac
         done
         printf '%s' "$PARENT_RECORDS"
     } > "$W/zones/test.zone"
-    echo "${ds[test]}" > "$W/trust-anchor.ds"
-
-    # 5. signing
-    step zone-signing
-    for z in test "${ZONES[@]}"; do
-        case ${ZONE_MODE[$z]} in
-            insecure) continue ;;
-            expired)  validity=(-i 20200101 -e 20200201) ;;
-            *)        validity=(-i $((NOW - 86400)) -e $((NOW + 30 * 86400))) ;;
-        esac
-        ldns-signzone -o "$z." "${validity[@]}" -f "$W/zones/$z.zone.signed" \
-            "$W/zones/$z.zone" "$zsk" "$ksk" >/dev/null 2>>"$W/zones/build.log" &
-        pids+=($!)
-    done
+    py "ds test $ksk.key"; echo "$REPLY" > "$W/trust-anchor.ds"
+    sign test
     wait_all "zone signing" "${pids[@]}"
 
     for z in "${ZONES[@]}"; do
@@ -889,14 +930,20 @@ cmd_start() {
     trap 'exit 130' INT TERM HUP          # run on_start_exit on signals too
 
     step certs
+    start_helper
     start_keygen
     make_dns_certs
     make_https_certs & CERTS_JOB=$!
 
     step zone-files
-    make_zones                      # also picks DNS_PORT and HTTPS_PORT
+    make_zones
 
     step start-knot
+    py ports
+    read -r DNS_PORT HTTPS_PORT <<<"$REPLY"
+    [[ ${DNS_PORT:-} =~ ^[0-9]+$ && ${HTTPS_PORT:-} =~ ^[0-9]+$ ]] \
+        || die "could not pick free ports"
+    stop_helper
     start_knot
     step https-certs
     wait "$CERTS_JOB" || die "certificate generation failed"
