@@ -133,7 +133,7 @@ std::vector<DomainWant> Domains() {
       {"insecure.test", v1::DECISION_STS_ENFORCE, DNSSEC_STATE_INSECURE,
        {{"mx.insecure.test", v1::TLS_REQUIREMENT_PKIX,
          v1::TLSA_STATE_INSECURE}},
-       "MTA-STS enforce (id 20240101)"},
+       "MTA-STS enforce (id 20240101; "},
       {"bogus-sig.test", v1::DECISION_TEMPFAIL, DNSSEC_STATE_BOGUS, {},
        "bogus"},
       {"bogus-ds.test", v1::DECISION_TEMPFAIL, DNSSEC_STATE_BOGUS, {}, "DS"},

@@ -57,11 +57,38 @@ class FakeDnsClient : public DnsClient {
   std::vector<Callback> held_;
 };
 
-class NoHttps : public HttpsFetcher {
+// Serves policy bodies by host; counts fetches. Unknown hosts: connect error.
+class FakeHttps : public HttpsFetcher {
  public:
-  void Fetch(HttpsRequest, Callback done) override {
-    std::move(done)(FetchResult{});
+  void Serve(const std::string& host, std::string body, int status = 200,
+             std::string media_type = "text/plain") {
+    FetchResult r;
+    r.error = FetchError::kOk;
+    r.http_status = status;
+    r.media_type = std::move(media_type);
+    r.body = std::move(body);
+    responses_[host] = std::move(r);
   }
+  void Fetch(HttpsRequest request, Callback done) override {
+    ++fetches_;
+    last_ = request;
+    auto it = responses_.find(request.host);
+    if (it == responses_.end()) {
+      FetchResult r;
+      r.error = FetchError::kConnect;
+      r.error_detail = "connection refused";
+      std::move(done)(r);
+      return;
+    }
+    std::move(done)(it->second);
+  }
+  int fetches() const { return fetches_; }
+  const HttpsRequest& last() const { return last_; }
+
+ private:
+  std::map<std::string, FetchResult> responses_;
+  int fetches_ = 0;
+  HttpsRequest last_;
 };
 
 DnsAnswer Answer(DnsOutcome outcome, DnssecState state) {
@@ -119,11 +146,25 @@ class ResolverTest : public ::testing::Test {
     return *std::move(result);
   }
 
+  // Publishes an MTA-STS policy for `domain` (TXT id, policy host, body).
+  void StsPolicy(const std::string& domain, const std::string& id,
+                 const std::string& body) {
+    DnsAnswer txt = Answer(DnsOutcome::kData, DnssecState::kInsecure);
+    txt.txt = {TxtRecord{{"v=STSv1; id=" + id + ";"}}};
+    dns_.Set("_mta-sts." + domain, RrType::kTxt, txt);
+    dns_.Set("mta-sts." + domain, RrType::kA,
+             Addr("192.0.2.80", DnssecState::kInsecure));
+    dns_.Set("mta-sts." + domain, RrType::kAaaa,
+             Answer(DnsOutcome::kNoData, DnssecState::kInsecure));
+    https_.Serve("mta-sts." + domain, body);
+  }
+
   FakeDnsClient dns_;
-  NoHttps https_;
+  FakeHttps https_;
   RealClock clock_;
   sts::PolicyStore store_{clock_};
-  PolicyResolver resolver_{dns_, https_, store_, PolicyResolver::Options()};
+  PolicyResolver resolver_{dns_, https_, store_,
+                           PolicyResolver::Options{.sts_https_port = 8443}};
 };
 
 TEST_F(ResolverTest, InvalidDomainIsInvalidArgumentWithoutLookups) {
@@ -289,6 +330,130 @@ TEST_F(ResolverTest, IpLiteralMxTargetIsNeverLookedUp) {  // SPEC J5
   EXPECT_EQ(r->mx_hosts(0).tls_requirement(), v1::TLS_REQUIREMENT_UNUSABLE);
   EXPECT_THAT(r->mx_hosts(0).reason(), HasSubstr("not a host name"));
   EXPECT_FALSE(dns_.Asked("192.0.2.1", RrType::kA));
+}
+
+constexpr char kEnforce[] =
+    "version: STSv1\r\nmode: enforce\r\nmx: mx1.s.example\r\n"
+    "max_age: 86400\r\n";
+
+TEST_F(ResolverTest, StsEnforceWithoutDane) {  // SPEC E1, E8, B1
+  dns_.Set("s.example", RrType::kMx,
+           Mx({{10, "mx1.s.example"}, {20, "mx2.s.example"}},
+              DnssecState::kInsecure));
+  for (const char* h : {"mx1.s.example", "mx2.s.example"}) {
+    dns_.Set(h, RrType::kA, Addr("192.0.2.1", DnssecState::kInsecure));
+    dns_.Set(h, RrType::kAaaa,
+             Answer(DnsOutcome::kNoData, DnssecState::kInsecure));
+  }
+  StsPolicy("s.example", "20240101", kEnforce);
+  absl::StatusOr<v1::ResolveResponse> r = Resolve("s.example");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->decision(), v1::DECISION_STS_ENFORCE) << r->reason();
+  EXPECT_EQ(https_.last().host, "mta-sts.s.example");
+  EXPECT_EQ(https_.last().connect_address, "192.0.2.80");  // pinned (B2)
+  EXPECT_EQ(https_.last().port, 8443);
+  EXPECT_EQ(r->sts_policy().id(), "20240101");
+  EXPECT_EQ(r->sts_policy().mode(), v1::STS_MODE_ENFORCE);
+  EXPECT_THAT(r->sts_policy().mx_patterns(),
+              ::testing::ElementsAre("mx1.s.example"));
+  EXPECT_EQ(r->sts_policy().max_age().seconds(), 86400);
+  EXPECT_EQ(r->sts_policy().raw_lines_size(), 4);
+  EXPECT_TRUE(r->mx_hosts(0).sts_allowed());
+  EXPECT_EQ(r->mx_hosts(0).tls_requirement(), v1::TLS_REQUIREMENT_PKIX);
+  EXPECT_FALSE(r->mx_hosts(1).sts_allowed());  // E6: not filtered out
+  EXPECT_EQ(r->mx_hosts(1).tls_requirement(), v1::TLS_REQUIREMENT_UNUSABLE);
+  EXPECT_THAT(r->mx_hosts(1).reason(), HasSubstr("matches no mx pattern"));
+}
+
+TEST_F(ResolverTest, J13_DaneUsableBeatsStsEnforce) {  // SPEC F1, F3
+  dns_.Set("p.example", RrType::kMx, Mx({{10, "mx.p.example"}}));
+  SecureHost("mx.p.example", Tlsa({kDaneEe}));
+  StsPolicy("p.example", "1",
+            "version: STSv1\nmode: enforce\nmx: other.example\nmax_age: 60\n");
+  absl::StatusOr<v1::ResolveResponse> r = Resolve("p.example");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->decision(), v1::DECISION_DANE_REQUIRED);
+  EXPECT_EQ(r->mx_hosts(0).tls_requirement(), v1::TLS_REQUIREMENT_DANE);
+  EXPECT_FALSE(r->mx_hosts(0).sts_allowed());  // informational only
+}
+
+TEST_F(ResolverTest, J13_DaneErrorIsTempfailNotSts) {  // SPEC F1, F4
+  dns_.Set("q.example", RrType::kMx, Mx({{10, "mx.q.example"}}));
+  SecureHost("mx.q.example", Bogus("signature expired"));
+  StsPolicy("q.example", "1",
+            "version: STSv1\nmode: enforce\nmx: mx.q.example\nmax_age: 60\n");
+  absl::StatusOr<v1::ResolveResponse> r = Resolve("q.example");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->decision(), v1::DECISION_TEMPFAIL);
+}
+
+TEST_F(ResolverTest, J13_NoDaneStsTestingIsTesting) {
+  dns_.Set("t.example", RrType::kMx, Mx({{10, "mx.t.example"}}));
+  SecureHost("mx.t.example",
+             Answer(DnsOutcome::kNxDomain, DnssecState::kSecure));
+  StsPolicy("t.example", "1",
+            "version: STSv1\nmode: testing\nmx: mx.t.example\nmax_age: 60\n");
+  absl::StatusOr<v1::ResolveResponse> r = Resolve("t.example");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->decision(), v1::DECISION_STS_TESTING);
+  EXPECT_EQ(r->mx_hosts(0).tls_requirement(),
+            v1::TLS_REQUIREMENT_OPPORTUNISTIC);
+  EXPECT_TRUE(r->mx_hosts(0).sts_allowed());
+}
+
+TEST_F(ResolverTest, B5_B7_BadResponsesMeanNoPolicy) {  // SPEC B10
+  dns_.Set("b.example", RrType::kMx, Mx({{10, "mx.b.example"}}));
+  SecureHost("mx.b.example", Answer(DnsOutcome::kNoData, DnssecState::kSecure));
+  StsPolicy("b.example", "1", kEnforce);
+  https_.Serve("mta-sts.b.example", kEnforce, 301);
+  absl::StatusOr<v1::ResolveResponse> r = Resolve("b.example");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->decision(), v1::DECISION_NONE);
+  EXPECT_THAT(r->reason(), HasSubstr("redirects are not followed"));
+  EXPECT_FALSE(r->has_sts_policy());
+}
+
+TEST_F(ResolverTest, D3_CachedPolicyOutlivesTxtRecord) {
+  dns_.Set("c.example", RrType::kMx,
+           Mx({{10, "mx1.s.example"}}, DnssecState::kInsecure));
+  dns_.Set("mx1.s.example", RrType::kA,
+           Addr("192.0.2.1", DnssecState::kInsecure));
+  dns_.Set("mx1.s.example", RrType::kAaaa,
+           Answer(DnsOutcome::kNoData, DnssecState::kInsecure));
+  StsPolicy("c.example", "7", kEnforce);
+  ASSERT_EQ(Resolve("c.example")->decision(), v1::DECISION_STS_ENFORCE);
+  dns_.Set("_mta-sts.c.example", RrType::kTxt,
+           Answer(DnsOutcome::kNxDomain, DnssecState::kInsecure));
+  absl::StatusOr<v1::ResolveResponse> r = Resolve("c.example");
+  EXPECT_EQ(r->decision(), v1::DECISION_STS_ENFORCE);
+  EXPECT_THAT(r->reason(), HasSubstr("until it expires"));
+  EXPECT_EQ(https_.fetches(), 1);  // D1/D2: no second fetch
+}
+
+TEST_F(ResolverTest, A9_DiscoveryFailureFlag) {
+  dns_.Set("f9.example", RrType::kMx, Mx({{10, "mx.f9.example"}}));
+  SecureHost("mx.f9.example", Answer(DnsOutcome::kNoData, DnssecState::kSecure));
+  DnsAnswer servfail = Answer(DnsOutcome::kError, DnssecState::kIndeterminate);
+  servfail.error = "SERVFAIL";
+  dns_.Set("_mta-sts.f9.example", RrType::kTxt, servfail);
+  EXPECT_EQ(Resolve("f9.example")->decision(), v1::DECISION_NONE);
+  PolicyResolver strict(
+      dns_, https_, store_,
+      PolicyResolver::Options{.sts_discovery_failure_tempfail = true});
+  std::optional<absl::StatusOr<v1::ResolveResponse>> r;
+  strict.Resolve("f9.example", [&](auto x) { r = std::move(x); });
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ((*r)->decision(), v1::DECISION_TEMPFAIL);
+}
+
+TEST_F(ResolverTest, TlsRptRuaIsReported) {  // SPEC H1
+  dns_.Set("r.example", RrType::kMx, Mx({{10, "mx.r.example"}}));
+  SecureHost("mx.r.example", Answer(DnsOutcome::kNoData, DnssecState::kSecure));
+  DnsAnswer txt = Answer(DnsOutcome::kData, DnssecState::kInsecure);
+  txt.txt = {TxtRecord{{"v=TLSRPTv1; rua=mailto:tls@r.example"}}};
+  dns_.Set("_smtp._tls.r.example", RrType::kTxt, txt);
+  absl::StatusOr<v1::ResolveResponse> r = Resolve("r.example");
+  EXPECT_THAT(r->tlsrpt_rua(), ::testing::ElementsAre("mailto:tls@r.example"));
 }
 
 }  // namespace

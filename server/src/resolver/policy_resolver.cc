@@ -378,12 +378,14 @@ void Resolution::Finish() {
                 " matches no mx pattern of the MTA-STS policy (RFC 8461 §4.1)"));
           }
         }
-        reason = absl::StrCat("MTA-STS enforce (id ", policy_->id, "): ",
-                              allowed, " of ", response.mx_hosts_size(),
+        reason = absl::StrCat("MTA-STS enforce (id ", policy_->id, "; ",
+                              sts_note_, "): ", allowed, " of ",
+                              response.mx_hosts_size(),
                               " MX host(s) allowed; ", reason);
       } else if (policy_ && mode == sts::Mode::kTesting) {
         decision = v1::DECISION_STS_TESTING;
-        reason = absl::StrCat("MTA-STS testing (id ", policy_->id,
+        reason = absl::StrCat("MTA-STS testing (id ", policy_->id, "; ",
+                              sts_note_,
                               "): deliver as usual, report failures; ", reason);
       } else if (!policy_ && txt_failed_ &&
                  options_.sts_discovery_failure_tempfail) {
