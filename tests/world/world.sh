@@ -11,9 +11,11 @@
 #
 # Speed: start must take < 2 s on a busy 2-core VM where every fork+exec
 # costs ~8 ms, so this script avoids needless processes (no cat/sleep/date;
-# here-docs are written with the `hd` builtin helper) and runs key
-# generation, signing and the HTTPS certificates in parallel.  The remaining
-# cost is the ~30 ldns-keygen/ldns-signzone/openssl runs.
+# here-docs are written with the `hd` builtin helper; one python coprocess
+# picks the ports and computes SPKI digests and DS records; all signed zones
+# share one KSK + ZSK) and runs key generation, signing and the HTTPS
+# certificates in parallel.  The remaining cost is the ~35 ldns-signzone /
+# ldns-keygen / openssl runs, mostly one ldns-signzone per signed zone.
 # WORLD_TRACE=1 prints per-phase timings on stderr.
 set -euo pipefail
 shopt -s nullglob
@@ -150,8 +152,9 @@ EOF
 
 # py REQUEST: send one request to the helper; the answer is in REPLY.
 py() {
-    printf '%s\n' "$1" >&"${PY[1]}" && read -r -u "${PY[0]}" \
-        || die "python helper died (request: $1); see $W/run/helper.log"
+    if ! { printf '%s\n' "$1" >&"${PY[1]:-}" && read -r -u "${PY[0]:-}"; } 2>/dev/null; then
+        die "python helper died (request: $1); see $W/run/helper.log"
+    fi
     [[ $REPLY != ERROR* ]] || die "python helper: $REPLY"
 }
 
@@ -296,15 +299,16 @@ make_https_certs() {
 #
 # Build steps:
 #   1. the 3 keys (started in the background at the very beginning)
-#   2. define_children writes zones/ZONE.zone; signed zones get the two DNSKEY
-#      RRs appended (ldns-signzone then uses them instead of the .key files,
-#      whose owner name would not match the zone)
-#   3. world_py: the ports, and the DS of every signed zone
-#   4. test.zone: DNSKEYs, glue, delegations, children's DS, parent_records;
-#      trust-anchor.ds
-#   5. ldns-signzone (NSEC) zones/ZONE.zone -> zones/ZONE.zone.signed, all
-#      zones in parallel; then the bogus-sig/bogus-tlsa edits and the generic
-#      TLSA fix-up (see fix_empty_tlsa)
+#   2. define_children writes zones/ZONE.zone (TLSA data from the helper)
+#   3. each signed child gets the two DNSKEY RRs appended (ldns-signzone then
+#      uses them instead of the .key files, whose owner name would not match)
+#      and is signed in the background: ldns-signzone (NSEC)
+#      zones/ZONE.zone -> zones/ZONE.zone.signed
+#   4. meanwhile test.zone: DNSKEYs, glue, delegations, the children's DS
+#      (from the helper), parent_records; trust-anchor.ds; then test. is
+#      signed too
+#   5. the bogus-sig/bogus-tlsa edits and the generic TLSA fix-up
+#      (fix_empty_tlsa)
 # knot serves the .signed files (.zone for insecure zones) as they are.
 
 ZONES=()                               # child zone names, in declaration order
@@ -581,8 +585,8 @@ fix_empty_tlsa() {
 
 make_zones() {
     local z f rdata zsk ksk unrelated dnskeys=() validity pids=()
-    define_children
-    step zone-keys
+    define_children                                   # 2.
+    step zone-keys                                    # 1.
     wait_all "key generation" "${KEYGEN_PIDS[@]}"
     only_file "$W/keys/zsk" 'K*.private'; zsk=${REPLY%.private}
     only_file "$W/keys/ksk" 'K*.private'; ksk=${REPLY%.private}
@@ -592,8 +596,8 @@ make_zones() {
         dnskeys+=("DNSKEY ${rdata%%;*}")
     done
 
-    # sign ZONE in the background (pid appended to pids)
-    sign() {
+    # sign_bg ZONE: ldns-signzone in the background (pid appended to pids)
+    sign_bg() {
         case ${ZONE_MODE[$1]} in
             expired) validity=(-i 20200101 -e 20200201) ;;
             *)       validity=(-i $((NOW - 86400)) -e $((NOW + 30 * 86400))) ;;
@@ -603,15 +607,15 @@ make_zones() {
         pids+=($!)
     }
 
-    # 2. + 5. DNSKEYs into the children to be signed; sign them right away
+    # 3. DNSKEYs into the children to be signed; sign them right away
     step zone-signing
     for z in "${ZONES[@]}"; do
         [[ ${ZONE_MODE[$z]} != insecure ]] || continue
         printf '%s\n' "${dnskeys[@]/#/$z. }" >> "$W/zones/$z.zone"
-        sign "$z"
+        sign_bg "$z"
     done
 
-    # 3. + 4. the parent, with the DS records, meanwhile
+    # 4. the parent, with the DS records, meanwhile
     {
         zone_header test
         printf '%s\n' "${dnskeys[@]/#/test. }"
@@ -627,9 +631,10 @@ make_zones() {
         printf '%s' "$PARENT_RECORDS"
     } > "$W/zones/test.zone"
     py "ds test $ksk.key"; echo "$REPLY" > "$W/trust-anchor.ds"
-    sign test
+    sign_bg test
     wait_all "zone signing" "${pids[@]}"
 
+    # 5. deliberate damage and fix-ups
     for z in "${ZONES[@]}"; do
         case ${ZONE_MODE[$z]} in
             bogus-sig)  corrupt_rrsig "$z" MX "$z." ;;
