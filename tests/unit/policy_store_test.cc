@@ -132,6 +132,26 @@ TEST_F(PolicyStoreTest, D5_ProactiveRefreshAboutDaily) {
   EXPECT_FALSE(store_.Plan("d.example", Valid("1")).fetch);
 }
 
+TEST_F(PolicyStoreTest, D5_RefreshWhateverTheTxtState) {
+  store_.FetchSucceeded("d.example", "1", Make(Mode::kEnforce, absl::Hours(24 * 7)));
+  clock_.Advance(absl::Hours(12));
+  EXPECT_TRUE(store_.DueForRefresh(10).empty());
+  EXPECT_FALSE(store_.Plan("d.example", kAbsent).fetch);
+  clock_.Advance(absl::Hours(12));
+  EXPECT_THAT(store_.DueForRefresh(10), ::testing::ElementsAre("d.example"));
+  StorePlan plan = store_.Plan("d.example", kAbsent);  // TXT gone meanwhile
+  EXPECT_TRUE(plan.fetch);
+  EXPECT_TRUE(plan.refresh);
+  EXPECT_EQ(plan.fetch_id, "1");
+  // A failed refresh backs off 5 minutes before the domain is due again.
+  EXPECT_TRUE(store_.FetchFailed("d.example", "1"));
+  EXPECT_TRUE(store_.DueForRefresh(10).empty());
+  EXPECT_FALSE(store_.Plan("d.example", kFailed).fetch);
+  clock_.Advance(absl::Minutes(5));
+  EXPECT_THAT(store_.DueForRefresh(10), ::testing::ElementsAre("d.example"));
+  EXPECT_EQ(store_.Get("d.example")->id, "1");  // still in force
+}
+
 TEST_F(PolicyStoreTest, D5_RefreshJitterStaysWithinWindow) {
   PolicyStore jittered(clock_);  // default: 24 h + up to 1 h
   jittered.FetchSucceeded("j.example", "1", Make(Mode::kEnforce, absl::Hours(24 * 7)));

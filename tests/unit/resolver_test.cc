@@ -446,6 +446,35 @@ TEST_F(ResolverTest, A9_DiscoveryFailureFlag) {
   EXPECT_EQ((*r)->decision(), v1::DECISION_TEMPFAIL);
 }
 
+class SteppedClock : public Clock {
+ public:
+  absl::Time Now() const override { return now_; }
+  void Advance(absl::Duration d) { now_ += d; }
+
+ private:
+  absl::Time now_ = absl::FromUnixSeconds(1'700'000'000);
+};
+
+TEST_F(ResolverTest, D5_DailyRefreshWithoutTraffic) {
+  SteppedClock clock;
+  sts::PolicyStore store(clock);
+  PolicyResolver resolver(dns_, https_, store, PolicyResolver::Options());
+  dns_.Set("z.example", RrType::kMx,
+           Mx({{10, "mx1.s.example"}}, DnssecState::kInsecure));
+  dns_.Set("mx1.s.example", RrType::kA,
+           Addr("192.0.2.1", DnssecState::kInsecure));
+  dns_.Set("mx1.s.example", RrType::kAaaa,
+           Answer(DnsOutcome::kNoData, DnssecState::kInsecure));
+  StsPolicy("z.example", "1", kEnforce);
+  resolver.Resolve("z.example", [](auto) {});
+  ASSERT_EQ(https_.fetches(), 1);
+  EXPECT_EQ(resolver.RefreshDuePolicies(10), 0u);
+  clock.Advance(absl::Hours(25));
+  EXPECT_EQ(resolver.RefreshDuePolicies(10), 1u);
+  EXPECT_EQ(https_.fetches(), 2);  // same id, fetched again (RFC 8461 §10.2)
+  EXPECT_EQ(resolver.RefreshDuePolicies(10), 0u);
+}
+
 TEST_F(ResolverTest, TlsRptRuaIsReported) {  // SPEC H1
   dns_.Set("r.example", RrType::kMx, Mx({{10, "mx.r.example"}}));
   SecureHost("mx.r.example", Answer(DnsOutcome::kNoData, DnssecState::kSecure));

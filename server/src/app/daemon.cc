@@ -61,6 +61,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
     return absl::UnavailableError(absl::StrCat(
         "cannot listen on ", config.listen, " (address in use or invalid)"));
   }
+  d->maintenance_ = std::thread([daemon = d.get()] {
+    // RFC 8461 §10.2: refresh cached policies about daily, before expiry.
+    while (!daemon->stop_maintenance_.WaitForNotificationWithTimeout(
+        absl::Minutes(1))) {
+      daemon->resolver_->RefreshDuePolicies(/*limit=*/200);
+    }
+  });
   // The DNS context and trust anchor are loaded: ready.
   d->server_->GetHealthCheckService()->SetServingStatus(true);
   return d;
@@ -69,6 +76,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
 void Daemon::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
+  stop_maintenance_.Notify();
+  if (maintenance_.joinable()) maintenance_.join();
   if (server_ != nullptr) {
     server_->GetHealthCheckService()->SetServingStatus(false);
     server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));

@@ -5,6 +5,9 @@
 #define MXPOLICY_APP_DAEMON_H_
 
 #include <memory>
+#include <thread>
+
+#include "absl/synchronization/notification.h"
 
 #include "absl/status/statusor.h"
 #include "server/src/app/config.h"
@@ -53,6 +56,10 @@ class Daemon {
   std::unique_ptr<PolicyResolver> resolver_;
   std::unique_ptr<PolicyService> service_;
   std::unique_ptr<grpc::Server> server_;
+  // Periodic maintenance (MTA-STS daily refresh): one thread for the
+  // process, never one per request.
+  std::thread maintenance_;
+  absl::Notification stop_maintenance_;
   int port_ = 0;
   bool shut_down_ = false;
 };

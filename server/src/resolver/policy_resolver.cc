@@ -422,6 +422,14 @@ PolicyResolver::PolicyResolver(DnsClient& dns, HttpsFetcher& https,
       options_(options),
       fetcher_(dns, https, store, options.sts_https_port) {}
 
+size_t PolicyResolver::RefreshDuePolicies(size_t limit) {
+  const std::vector<std::string> due = store_.DueForRefresh(limit);
+  for (const std::string& domain : due) {
+    Resolve(domain, [](absl::StatusOr<v1::ResolveResponse>) {});
+  }
+  return due.size();
+}
+
 void PolicyResolver::Resolve(absl::string_view domain, Callback done) {
   absl::StatusOr<std::string> normalized = NormalizeDomain(domain);
   if (!normalized.ok()) {

@@ -46,6 +46,12 @@ class PolicyResolver {
   // lookup start at once; the DANE verdict takes precedence (RFC 8461 §2).
   void Resolve(absl::string_view domain, Callback done);
 
+  // Starts the proactive refresh (RFC 8461 §3.3, §10.2; SPEC D5) of up to
+  // `limit` cached policies that are due, by resolving their domains in the
+  // background (TXT id, then the fetch the store asks for). Returns how many
+  // were started. Call it periodically; it never blocks.
+  size_t RefreshDuePolicies(size_t limit);
+
   PolicyFetcher& fetcher() { return fetcher_; }
 
  private:

@@ -28,13 +28,22 @@ StorePlan PolicyStore::Plan(absl::string_view domain, const TxtState& txt) {
   plan.cached = entry.policy;
   switch (txt.kind) {
     case TxtState::Kind::kAbsent:
-      plan.note = plan.cached ? "no valid TXT record; cached policy applies "
-                                "until it expires (RFC 8461 §3.3)"
-                              : "no MTA-STS TXT record";
-      break;
     case TxtState::Kind::kFailed:
-      plan.note = plan.cached ? "TXT lookup failed; cached policy applies"
-                              : "TXT lookup failed and nothing is cached";
+      plan.note = txt.kind == TxtState::Kind::kAbsent
+                      ? (plan.cached ? "no valid TXT record; cached policy "
+                                       "applies until it expires (RFC 8461 "
+                                       "§3.3)"
+                                     : "no MTA-STS TXT record")
+                      : (plan.cached ? "TXT lookup failed; cached policy applies"
+                                     : "TXT lookup failed and nothing is "
+                                       "cached");
+      // D5: the daily refresh happens whatever the state of the TXT record.
+      if (plan.cached && now >= entry.refresh_at && now >= entry.retry_after) {
+        plan.fetch = true;
+        plan.refresh = true;
+        plan.fetch_id = plan.cached->id;
+        absl::StrAppend(&plan.note, "; proactive daily refresh");
+      }
       break;
     case TxtState::Kind::kValid: {
       const bool same_id = plan.cached && plan.cached->id == txt.id;
@@ -91,6 +100,21 @@ bool PolicyStore::FetchFailed(absl::string_view domain, absl::string_view id) {
       entry.policy && entry.policy->policy.mode != Mode::kNone;
   if (alert) ++refresh_failures_;
   return alert;
+}
+
+std::vector<std::string> PolicyStore::DueForRefresh(size_t limit) const {
+  const absl::Time now = clock_.Now();
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> due;
+  for (auto& [domain, entry] : entries_) {
+    if (due.size() >= limit) break;
+    Expire(entry, now);
+    // Not while a back-off for a failed refresh runs (B9).
+    if (entry.policy && now >= entry.refresh_at && now >= entry.retry_after) {
+      due.push_back(domain);
+    }
+  }
+  return due;
 }
 
 std::optional<CachedPolicy> PolicyStore::Get(absl::string_view domain) const {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -80,6 +81,11 @@ class PolicyStore {
   // Returns true when this was a failed refresh of a cached non-`none`
   // policy, which operators must be told about (D5, RFC 8461 §10.2).
   bool FetchFailed(absl::string_view domain, absl::string_view id);
+
+  // Domains whose cached policy is due for its proactive refresh (D5), at
+  // most `limit`, oldest first is not guaranteed. A domain is returned
+  // again on later calls until a fetch succeeds or fails for it.
+  std::vector<std::string> DueForRefresh(size_t limit) const;
 
   // The current (unexpired) policy of `domain`.
   std::optional<CachedPolicy> Get(absl::string_view domain) const;
