@@ -57,11 +57,18 @@ TEST_F(PolicyStoreTest, D1_D2_UnchangedIdSkipsFetchAndKeepsFetchedAt) {
 
 TEST_F(PolicyStoreTest, J10_TxtVanishesPolicyAppliesUntilExpiryThenNone) {
   store_.FetchSucceeded("d.example", "1", Make(Mode::kEnforce, absl::Hours(2)));
-  clock_.Advance(absl::Hours(1));
+  clock_.Advance(absl::Minutes(30));
   StorePlan plan = store_.Plan("d.example", kAbsent);  // D3
   EXPECT_FALSE(plan.fetch);
   ASSERT_TRUE(plan.cached.has_value());
   EXPECT_EQ(plan.cached->policy.mode, Mode::kEnforce);
+  // D5: at half its life the policy is refreshed whatever the TXT says; the
+  // policy host is gone too, so the refresh fails and the policy stays.
+  clock_.Advance(absl::Minutes(30));
+  plan = store_.Plan("d.example", kAbsent);
+  EXPECT_TRUE(plan.fetch);
+  EXPECT_TRUE(plan.refresh);
+  EXPECT_TRUE(store_.FetchFailed("d.example", plan.fetch_id));
   clock_.Advance(absl::Hours(1) - absl::Seconds(1));
   EXPECT_TRUE(store_.Plan("d.example", kFailed).cached.has_value());  // A9
   clock_.Advance(absl::Seconds(1));  // J10: expiry exactly at fetched+max_age
@@ -119,7 +126,7 @@ TEST_F(PolicyStoreTest, D6_J10_NoneReplacesEnforce) {
 
 TEST_F(PolicyStoreTest, D5_ProactiveRefreshAboutDaily) {
   store_.FetchSucceeded("d.example", "1", Make(Mode::kEnforce, absl::Hours(24 * 7)));
-  clock_.Advance(absl::Hours(23));
+  clock_.Advance(absl::Hours(23));  // daily, well before the 7-day expiry
   EXPECT_FALSE(store_.Plan("d.example", Valid("1")).fetch);
   clock_.Advance(absl::Hours(1));
   StorePlan plan = store_.Plan("d.example", Valid("1"));
@@ -159,6 +166,14 @@ TEST_F(PolicyStoreTest, D5_RefreshJitterStaysWithinWindow) {
   EXPECT_FALSE(jittered.Plan("j.example", Valid("1")).fetch);
   clock_.Advance(absl::Hours(1) + absl::Seconds(1));
   EXPECT_TRUE(jittered.Plan("j.example", Valid("1")).fetch);
+}
+
+TEST_F(PolicyStoreTest, D5_ShortLivedPolicyRefreshedAtHalfLife) {
+  store_.FetchSucceeded("d.example", "1", Make(Mode::kEnforce, absl::Hours(2)));
+  clock_.Advance(absl::Minutes(59));
+  EXPECT_FALSE(store_.Plan("d.example", Valid("1")).fetch);
+  clock_.Advance(absl::Minutes(1));
+  EXPECT_TRUE(store_.Plan("d.example", Valid("1")).refresh);
 }
 
 TEST_F(PolicyStoreTest, C7_MaxAgeZeroExpiresAtOnce) {

@@ -469,7 +469,7 @@ TEST_F(ResolverTest, D5_DailyRefreshWithoutTraffic) {
   resolver.Resolve("z.example", [](auto) {});
   ASSERT_EQ(https_.fetches(), 1);
   EXPECT_EQ(resolver.RefreshDuePolicies(10), 0u);
-  clock.Advance(absl::Hours(25));
+  clock.Advance(absl::Hours(13) + absl::Minutes(1));  // max_age/2 + jitter
   EXPECT_EQ(resolver.RefreshDuePolicies(10), 1u);
   EXPECT_EQ(https_.fetches(), 2);  // same id, fetched again (RFC 8461 §10.2)
   EXPECT_EQ(resolver.RefreshDuePolicies(10), 0u);

@@ -1,5 +1,7 @@
 #include "server/src/sts/policy_store.h"
 
+#include <algorithm>
+
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 
@@ -9,14 +11,20 @@ void PolicyStore::Expire(Entry& entry, absl::Time now) const {
   if (entry.policy && now >= entry.policy->expires_at) entry.policy.reset();
 }
 
-absl::Duration PolicyStore::Jitter(absl::string_view domain,
-                                   absl::Time fetched) const {
+absl::Duration PolicyStore::RefreshDelay(absl::string_view domain,
+                                         absl::Time fetched,
+                                         absl::Duration max_age) const {
+  // About daily, but always well before expiry (RFC 8461 §10.2): at most
+  // half of max_age, plus jitter of at most a quarter of that.
+  const absl::Duration base = std::min(options_.refresh_after, max_age / 2);
   // Deterministic per (domain, fetch) so that replicas and tests agree, yet
   // spread over the window so that refreshes do not come in waves.
-  const int64_t window = absl::ToInt64Seconds(options_.refresh_jitter);
-  if (window <= 0) return absl::ZeroDuration();
+  const int64_t window =
+      absl::ToInt64Seconds(std::min(options_.refresh_jitter, base / 4));
+  if (window <= 0) return base;
   const size_t h = absl::HashOf(domain, absl::ToUnixSeconds(fetched));
-  return absl::Seconds(static_cast<int64_t>(h % static_cast<size_t>(window)));
+  return base +
+         absl::Seconds(static_cast<int64_t>(h % static_cast<size_t>(window)));
 }
 
 StorePlan PolicyStore::Plan(absl::string_view domain, const TxtState& txt) {
@@ -84,7 +92,7 @@ void PolicyStore::FetchSucceeded(absl::string_view domain, absl::string_view id,
   entry.policy = std::move(cached);
   entry.failed_id.clear();
   entry.retry_after = absl::InfinitePast();
-  entry.refresh_at = now + options_.refresh_after + Jitter(domain, now);
+  entry.refresh_at = now + RefreshDelay(domain, now, entry.policy->policy.max_age);
   Expire(entry, now);  // max_age 0
   if (!entry.policy) entries_.erase(domain);
 }

@@ -56,7 +56,8 @@ struct StorePlan {
 
 // Contract: every method is thread-safe; none blocks on I/O. Entries are
 // dropped when they expire. Defaults: 5-minute back-off (B9), refresh once
-// the policy is a day old, with up to an hour of jitter (D5).
+// the policy is a day old — or half its max_age if that is sooner — with up
+// to an hour (at most a quarter of the delay) of jitter (D5).
 class PolicyStore {
  public:
   struct Options {
@@ -109,7 +110,8 @@ class PolicyStore {
   // Drops an expired policy. Requires mu_.
   void Expire(Entry& entry, absl::Time now) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Duration Jitter(absl::string_view domain, absl::Time fetched) const;
+  absl::Duration RefreshDelay(absl::string_view domain, absl::Time fetched,
+                              absl::Duration max_age) const;
 
   const Clock& clock_;
   const Options options_;
