@@ -25,6 +25,7 @@
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "mxpolicy/v1/mxpolicy.grpc.pb.h"
+#include "tests/support/silent_dns.h"
 #include "tests/support/world_env.h"
 
 namespace mxpolicy {
@@ -100,35 +101,6 @@ std::string RunCli(const std::vector<std::string>& args, int* exit_code) {
   return out;
 }
 
-// A UDP socket that never answers, written into an unbound config as the
-// only upstream for test.: lookups stay in flight until --dns-timeout.
-class SilentDns {
- public:
-  explicit SilentDns(const std::string& dir) {
-    fd_ = socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    socklen_t len = sizeof addr;
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    conf_ = absl::StrCat(dir, "/silent-", ntohs(addr.sin_port), ".conf");
-    FILE* f = fopen(conf_.c_str(), "w");
-    fprintf(f,
-            "server:\n  do-not-query-localhost: no\n  local-zone: \"test.\" "
-            "nodefault\n  module-config: \"iterator\"\nstub-zone:\n  name: "
-            "\"test.\"\n  stub-addr: 127.0.0.1@%d\n",
-            ntohs(addr.sin_port));
-    fclose(f);
-  }
-  ~SilentDns() { close(fd_); }
-  const std::string& conf() const { return conf_; }
-
- private:
-  int fd_ = -1;
-  std::string conf_;
-};
-
 class DaemonProcessTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -182,7 +154,8 @@ TEST_F(DaemonProcessTest, ReflectionListsTheApiAndHealth) {
 }
 
 TEST_F(DaemonProcessTest, SigtermDrainsInFlightCallAndExitsZero) {
-  SilentDns silent(env_.dir);
+  testing::SilentDns silent(env_.dir);
+  ASSERT_FALSE(silent.conf().empty());
   StartDaemon({"--unbound-config=" + silent.conf(), "--trust-anchor-file=",
                "--dns-timeout=1500ms", "--shutdown-grace=5s"});
   auto stub = v1::PolicyResolver::NewStub(

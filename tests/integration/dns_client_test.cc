@@ -15,6 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/src/dns/unbound_dns_client.h"
+#include "tests/support/silent_dns.h"
 #include "tests/support/world_env.h"
 
 namespace mxpolicy {
@@ -183,28 +184,12 @@ TEST(DnsClientCreateTest, MissingConfigIsInvalidArgument) {
 }
 
 TEST(DnsClientTimeoutTest, SilentServerTimesOut) {
-  // A UDP socket that never answers, as the only upstream.
   absl::StatusOr<testing::WorldEnv> env = testing::LoadWorldEnv();
   ASSERT_TRUE(env.ok()) << env.status();
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  const std::string conf =
-      absl::StrCat(env->dir, "/silent-", ntohs(addr.sin_port), ".conf");
-  FILE* f = fopen(conf.c_str(), "w");
-  ASSERT_NE(f, nullptr);
-  fprintf(f,
-          "server:\n  do-not-query-localhost: no\n  local-zone: \"test.\" "
-          "nodefault\n  module-config: \"iterator\"\nstub-zone:\n  name: "
-          "\"test.\"\n  stub-addr: 127.0.0.1@%d\n",
-          ntohs(addr.sin_port));
-  fclose(f);
+  testing::SilentDns silent(env->dir);
+  ASSERT_FALSE(silent.conf().empty());
   UnboundDnsClient::Options options;
-  options.unbound_config_file = conf;
+  options.unbound_config_file = silent.conf();
   options.timeout = absl::Milliseconds(300);
   absl::StatusOr<std::unique_ptr<UnboundDnsClient>> client =
       UnboundDnsClient::Create(options);
@@ -220,7 +205,6 @@ TEST(DnsClientTimeoutTest, SilentServerTimesOut) {
   EXPECT_EQ(result.status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_THAT(result.status().message(), HasSubstr("timed out"));
   EXPECT_LT(absl::Now() - start, absl::Seconds(3));
-  close(fd);
 }
 
 }  // namespace

@@ -26,7 +26,8 @@ absl::StatusOr<WorldEnv> LoadWorldEnv() {
   }
   std::map<std::string, std::string, std::less<>> kv;
   for (std::string line; std::getline(in, line);) {
-    std::pair<std::string, std::string> p = absl::StrSplit(line, absl::MaxSplits('=', 1));
+    std::pair<std::string, std::string> p =
+        absl::StrSplit(line, absl::MaxSplits('=', 1));
     if (!p.first.empty()) kv[p.first] = p.second;
   }
   WorldEnv env;

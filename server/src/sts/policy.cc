@@ -11,28 +11,14 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "server/src/common/domain.h"
+#include "server/src/sts/grammar.h"
 
 namespace mxpolicy::sts {
 namespace {
 
-bool IsWsp(char c) { return c == ' ' || c == '\t'; }
-
 absl::Status Invalid(size_t line, absl::string_view why) {
   return absl::InvalidArgumentError(
       absl::StrCat("MTA-STS policy line ", line, ": ", why));
-}
-
-// Same shape as the TXT extension names (RFC 8461 §3.2 sts-policy-ext-name).
-bool IsFieldName(absl::string_view name) {
-  if (name.empty() || name.size() > 32) return false;
-  if (!absl::ascii_isalnum(static_cast<unsigned char>(name[0]))) return false;
-  for (char c : name) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' &&
-        c != '-' && c != '.') {
-      return false;
-    }
-  }
-  return true;
 }
 
 // Extension value (SPEC C5): printable ASCII or UTF-8 non-control, inner
@@ -94,8 +80,7 @@ absl::StatusOr<Policy> ParsePolicy(absl::string_view body) {
     }
     // Trailing WSP is allowed (C1); blank lines are ignored (C9).
     while (!line.empty() && IsWsp(line.back())) line.remove_suffix(1);
-    if (line.empty() ||
-        absl::StripLeadingAsciiWhitespace(line).empty()) {
+    if (line.empty() || absl::StripLeadingAsciiWhitespace(line).empty()) {
       continue;
     }
     const size_t colon = line.find(':');
@@ -103,7 +88,7 @@ absl::StatusOr<Policy> ParsePolicy(absl::string_view body) {
     const absl::string_view key = line.substr(0, colon);
     absl::string_view value = line.substr(colon + 1);
     while (!value.empty() && IsWsp(value.front())) value.remove_prefix(1);
-    if (!IsFieldName(key)) {
+    if (!IsExtensionName(key)) {
       return Invalid(number, "malformed field name");  // incl. WSP before ':'
     }
     if (key == "version") {

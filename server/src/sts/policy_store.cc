@@ -37,14 +37,15 @@ StorePlan PolicyStore::Plan(absl::string_view domain, const TxtState& txt) {
   switch (txt.kind) {
     case TxtState::Kind::kAbsent:
     case TxtState::Kind::kFailed:
-      plan.note = txt.kind == TxtState::Kind::kAbsent
-                      ? (plan.cached ? "no valid TXT record; cached policy "
-                                       "applies until it expires (RFC 8461 "
-                                       "§3.3)"
-                                     : "no MTA-STS TXT record")
-                      : (plan.cached ? "TXT lookup failed; cached policy applies"
-                                     : "TXT lookup failed and nothing is "
-                                       "cached");
+      plan.note =
+          txt.kind == TxtState::Kind::kAbsent
+              ? (plan.cached ? "no valid TXT record; cached policy "
+                               "applies until it expires (RFC 8461 "
+                               "§3.3)"
+                             : "no MTA-STS TXT record")
+              : (plan.cached ? "TXT lookup failed; cached policy applies"
+                             : "TXT lookup failed and nothing is "
+                               "cached");
       // D5: the daily refresh happens whatever the state of the TXT record.
       if (plan.cached && now >= entry.refresh_at && now >= entry.retry_after) {
         plan.fetch = true;
@@ -61,15 +62,15 @@ StorePlan PolicyStore::Plan(absl::string_view domain, const TxtState& txt) {
         break;
       }
       if (entry.failed_id == txt.id && now < entry.retry_after) {
-        plan.note = absl::StrCat("back-off after a failed fetch of id ",
-                                 txt.id, " until ",
-                                 absl::FormatTime(entry.retry_after));
+        plan.note =
+            absl::StrCat("back-off after a failed fetch of id ", txt.id,
+                         " until ", absl::FormatTime(entry.retry_after));
         break;
       }
       plan.fetch = true;
       plan.fetch_id = txt.id;
       plan.refresh = refresh_due;
-      plan.note = refresh_due ? "proactive daily refresh"
+      plan.note = refresh_due   ? "proactive daily refresh"
                   : plan.cached ? "TXT id changed; fetching the new policy"
                                 : "fetching the policy";
       break;
@@ -92,7 +93,8 @@ void PolicyStore::FetchSucceeded(absl::string_view domain, absl::string_view id,
   entry.policy = std::move(cached);
   entry.failed_id.clear();
   entry.retry_after = absl::InfinitePast();
-  entry.refresh_at = now + RefreshDelay(domain, now, entry.policy->policy.max_age);
+  entry.refresh_at =
+      now + RefreshDelay(domain, now, entry.policy->policy.max_age);
   Expire(entry, now);  // max_age 0
   if (!entry.policy) entries_.erase(domain);
 }
@@ -104,8 +106,7 @@ bool PolicyStore::FetchFailed(absl::string_view domain, absl::string_view id) {
   Expire(entry, now);
   entry.failed_id = std::string(id);
   entry.retry_after = now + options_.failure_backoff;
-  const bool alert =
-      entry.policy && entry.policy->policy.mode != Mode::kNone;
+  const bool alert = entry.policy && entry.policy->policy.mode != Mode::kNone;
   if (alert) ++refresh_failures_;
   return alert;
 }

@@ -31,9 +31,9 @@ struct CachedPolicy {
 // What the TXT lookup said.
 struct TxtState {
   enum class Kind {
-    kValid,    // exactly one valid v=STSv1 record; `id` set
-    kAbsent,   // NXDOMAIN, NODATA, no or several v=STSv1 records, invalid
-    kFailed,   // SERVFAIL, timeout, bogus (A9: discovery failed)
+    kValid,   // exactly one valid v=STSv1 record; `id` set
+    kAbsent,  // NXDOMAIN, NODATA, no or several v=STSv1 records, invalid
+    kFailed,  // SERVFAIL, timeout, bogus (A9: discovery failed)
   };
   Kind kind = Kind::kAbsent;
   std::string id;

@@ -1,29 +1,16 @@
 #include "server/src/sts/txt_record.h"
 
+#include <utility>
+
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "server/src/sts/grammar.h"
 
 namespace mxpolicy::sts {
 namespace {
-
-bool IsWsp(char c) { return c == ' ' || c == '\t'; }
-
-// sts-ext-name / tlsrpt-ext-name: (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" /
-// "-" / ".")
-bool IsExtensionName(absl::string_view name) {
-  if (name.empty() || name.size() > 32) return false;
-  if (!absl::ascii_isalnum(static_cast<unsigned char>(name[0]))) return false;
-  for (char c : name) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' &&
-        c != '-' && c != '.') {
-      return false;
-    }
-  }
-  return true;
-}
 
 // sts-ext-value: 1*(%x21-3A / %x3C / %x3E-7E) — printable, no SP ";" "=".
 bool IsExtensionValue(absl::string_view value) {
@@ -38,11 +25,13 @@ absl::Status Invalid(absl::string_view what, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(what, ": ", why));
 }
 
-// Splits "v=<version>; f1; f2;" into its fields after the version token,
-// enforcing the delimiter grammar *WSP ";" *WSP. The version token itself
-// is checked by the caller.
-absl::StatusOr<std::vector<absl::string_view>> Fields(
-    absl::string_view record, absl::string_view version, absl::string_view what) {
+using Field = std::pair<absl::string_view, absl::string_view>;  // name, value
+
+// Splits "v=<version>; n1=v1; n2=v2;" into its name=value fields after the
+// version token, enforcing the delimiter grammar *WSP ";" *WSP.
+absl::StatusOr<std::vector<Field>> Fields(absl::string_view record,
+                                          absl::string_view version,
+                                          absl::string_view what) {
   for (unsigned char c : record) {
     if (c > 0x7E || (c < 0x20 && c != '\t')) {
       return Invalid(what, "not printable US-ASCII");  // SPEC A6
@@ -52,7 +41,7 @@ absl::StatusOr<std::vector<absl::string_view>> Fields(
     return Invalid(what, absl::StrCat("does not start with ", version));
   }
   absl::string_view rest = record.substr(version.size());
-  std::vector<absl::string_view> fields;
+  std::vector<Field> fields;
   while (!rest.empty()) {
     // Delimiter: *WSP ";" *WSP
     size_t i = 0;
@@ -65,7 +54,12 @@ absl::StatusOr<std::vector<absl::string_view>> Fields(
     if (rest.empty()) break;  // trailing delimiter
     size_t end = 0;
     while (end < rest.size() && rest[end] != ';' && !IsWsp(rest[end])) ++end;
-    fields.push_back(rest.substr(0, end));
+    const absl::string_view field = rest.substr(0, end);
+    const size_t eq = field.find('=');
+    if (eq == absl::string_view::npos) {
+      return Invalid(what, absl::StrCat("field without '=': ", field));
+    }
+    fields.emplace_back(field.substr(0, eq), field.substr(eq + 1));
     rest.remove_prefix(end);
   }
   if (fields.empty()) return Invalid(what, "no fields after the version");
@@ -76,18 +70,11 @@ absl::StatusOr<std::vector<absl::string_view>> Fields(
 
 absl::StatusOr<std::string> ParseStsTxt(absl::string_view record) {
   constexpr absl::string_view kWhat = "_mta-sts TXT record";
-  absl::StatusOr<std::vector<absl::string_view>> fields =
-      Fields(record, "v=STSv1", kWhat);
+  absl::StatusOr<std::vector<Field>> fields = Fields(record, "v=STSv1", kWhat);
   if (!fields.ok()) return fields.status();
   std::string id;
   bool have_id = false;
-  for (absl::string_view field : *fields) {
-    const size_t eq = field.find('=');
-    if (eq == absl::string_view::npos) {
-      return Invalid(kWhat, absl::StrCat("field without '=': ", field));
-    }
-    const absl::string_view name = field.substr(0, eq);
-    const absl::string_view value = field.substr(eq + 1);
+  for (const auto& [name, value] : *fields) {
     if (name == "id") {
       if (value.empty() || value.size() > 32) {
         return Invalid(kWhat, "id must be 1 to 32 characters");
@@ -102,7 +89,8 @@ absl::StatusOr<std::string> ParseStsTxt(absl::string_view record) {
       continue;
     }
     if (!IsExtensionName(name) || !IsExtensionValue(value)) {
-      return Invalid(kWhat, absl::StrCat("malformed field: ", field));
+      return Invalid(kWhat,
+                     absl::StrCat("malformed field: ", name, "=", value));
     }
   }
   if (!have_id) return Invalid(kWhat, "no id field");
@@ -138,29 +126,24 @@ absl::StatusOr<std::vector<std::string>> ParseTlsRptRecords(
     return Invalid(kWhat, absl::StrCat(candidates.size(),
                                        " v=TLSRPTv1 records (need exactly 1)"));
   }
-  absl::StatusOr<std::vector<absl::string_view>> fields =
+  absl::StatusOr<std::vector<Field>> fields =
       Fields(candidates.front(), "v=TLSRPTv1", kWhat);
   if (!fields.ok()) return fields.status();
   std::vector<std::string> rua;
   bool have_rua = false;
-  for (absl::string_view field : *fields) {
-    const size_t eq = field.find('=');
-    if (eq == absl::string_view::npos) {
-      return Invalid(kWhat, absl::StrCat("field without '=': ", field));
-    }
-    const absl::string_view name = field.substr(0, eq);
-    const absl::string_view value = field.substr(eq + 1);
+  for (const auto& [name, value] : *fields) {
     if (name != "rua") {
       if (!IsExtensionName(name) || !IsExtensionValue(value)) {
-        return Invalid(kWhat, absl::StrCat("malformed field: ", field));
+        return Invalid(kWhat,
+                       absl::StrCat("malformed field: ", name, "=", value));
       }
       continue;
     }
     if (have_rua) continue;  // first occurrence wins
     have_rua = true;
     for (absl::string_view uri : absl::StrSplit(value, ',')) {
-      const bool scheme_ok = absl::StartsWith(uri, "mailto:") ||
-                             absl::StartsWith(uri, "https:");
+      const bool scheme_ok =
+          absl::StartsWith(uri, "mailto:") || absl::StartsWith(uri, "https:");
       if (!scheme_ok || uri.find('!') != absl::string_view::npos ||
           uri.size() <= 7) {
         return Invalid(kWhat, absl::StrCat("bad rua URI: ", uri));
