@@ -7,7 +7,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 ARGS ?=
 
-.PHONY: all deps configure build run test demo bench clean
+.PHONY: all deps configure build run test demo bench fuzz clean
 
 all: build
 
@@ -33,6 +33,12 @@ test: build
 
 demo: build
 	@bash scripts/demo.sh $(BUILD_DIR)
+
+# Fuzzing: every libFuzzer target of tests/fuzz for 10 min each (clang,
+# ASan+UBSan, own build dir build-fuzz/); crash inputs land in
+# build-fuzz/artifacts/.
+fuzz:
+	@bash scripts/fuzz.sh 600
 
 # Benchmarks: ratios against a baseline measured in the same run.
 bench: build

@@ -79,6 +79,7 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"under_score.test", "letters, digits"}, Bad{"-lead.test", "'-'"},
         Bad{"bad\xff.test", "UTF-8"}, Bad{"bad\xc3.test", "UTF-8"},
         Bad{"xn--zz.test", "A-label"},  // SPEC J1: invalid punycode
+        Bad{std::string("b\xc3\xbc" "cher.example\0.evil.test", 26), "NUL"},
         Bad{"a\x01"
             "b.test",
             "letters, digits"}),

@@ -110,6 +110,10 @@ absl::StatusOr<std::string> NormalizeDomain(absl::string_view input) {
   if (input.empty()) return Invalid(input, "empty domain");
   if (input.size() > 4 * kMaxDomainLength) return Invalid(input, "too long");
   if (!IsValidUtf8(input)) return Invalid(input, "not valid UTF-8");
+  // IDNA works on C strings: a NUL would silently cut the name short.
+  if (input.find('\0') != absl::string_view::npos) {
+    return Invalid(input, "contains a NUL byte");
+  }
   if (input.front() == '[') {
     return Invalid(input, "address literal or [host]:port next-hop");
   }

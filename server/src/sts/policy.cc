@@ -71,7 +71,11 @@ absl::StatusOr<Policy> ParsePolicy(absl::string_view body) {
   size_t number = 0;
   for (absl::string_view line : absl::StrSplit(body, '\n')) {
     ++number;
-    absl::ConsumeSuffix(&line, "\r");  // CRLF
+    // CRLF: strip the CR only where an LF follows; a final lone CR is a
+    // CR-only line end (C1).
+    if (line.data() + line.size() != body.data() + body.size()) {
+      absl::ConsumeSuffix(&line, "\r");
+    }
     if (line.find('\r') != absl::string_view::npos) {
       return Invalid(number, "CR without LF");  // C1
     }
