@@ -102,18 +102,20 @@ void PolicyFetcher::Start(std::string domain, std::string id) {
       }
       if (!request) {
         Complete(domain, id,
-                 {false, absl::StrCat("sts-policy-fetch-error: ", host, ": ",
-                                      error)});
+                 {false, std::nullopt,
+                  absl::StrCat("sts-policy-fetch-error: ", host, ": ", error)});
         return;
       }
       https_.Fetch(*std::move(request), [this, domain, id](FetchResult r) {
         absl::StatusOr<sts::Policy> policy = CheckPolicyResponse(r);
         if (!policy.ok()) {
-          Complete(domain, id, {false, std::string(policy.status().message())});
+          Complete(domain, id,
+                   {false, std::nullopt, std::string(policy.status().message())});
           return;
         }
-        store_.FetchSucceeded(domain, id, *std::move(policy));
-        Complete(domain, id, {true, ""});
+        Complete(domain, id,
+                 {true, store_.FetchSucceeded(domain, id, *std::move(policy)),
+                  ""});
       });
     });
   }

@@ -9,6 +9,7 @@
 #define MXPOLICY_RESOLVER_POLICY_FETCHER_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,10 @@ namespace mxpolicy {
 
 struct PolicyFetchOutcome {
   bool ok = false;
+  // The policy as stored; set when ok. Callers use it rather than reading
+  // the store back, so that a max_age of 0 still applies to the delivery
+  // that triggered the fetch.
+  std::optional<sts::CachedPolicy> policy;
   // For failures, what went wrong in TLSRPT terms (RFC 8460 §4.3):
   // "sts-webpki-invalid: ...", "sts-policy-fetch-error: ...",
   // "sts-policy-invalid: ...".

@@ -294,7 +294,8 @@ void Resolution::OnStsTxt(DnsResult txt) {
                    if (self == nullptr) return;
                    {
                      absl::MutexLock lock(&self->mu_);
-                     self->policy_ = self->store_.Get(self->domain_);
+                     self->policy_ = outcome.ok ? outcome.policy
+                                                : self->store_.Get(self->domain_);
                      if (!outcome.ok) {
                        absl::StrAppend(&self->sts_note_, "; policy fetch: ",
                                        outcome.detail);

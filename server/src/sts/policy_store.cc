@@ -80,8 +80,8 @@ StorePlan PolicyStore::Plan(absl::string_view domain, const TxtState& txt) {
   return plan;
 }
 
-void PolicyStore::FetchSucceeded(absl::string_view domain, absl::string_view id,
-                                 Policy policy) {
+CachedPolicy PolicyStore::FetchSucceeded(absl::string_view domain,
+                                         absl::string_view id, Policy policy) {
   const absl::Time now = clock_.Now();
   absl::MutexLock lock(&mu_);
   Entry& entry = entries_[domain];
@@ -90,13 +90,14 @@ void PolicyStore::FetchSucceeded(absl::string_view domain, absl::string_view id,
   cached.fetched_at = now;
   cached.expires_at = now + policy.max_age;
   cached.policy = std::move(policy);
-  entry.policy = std::move(cached);
+  entry.policy = cached;
   entry.failed_id.clear();
   entry.retry_after = absl::InfinitePast();
   entry.refresh_at =
       now + RefreshDelay(domain, now, entry.policy->policy.max_age);
   Expire(entry, now);  // max_age 0
   if (!entry.policy) entries_.erase(domain);
+  return cached;
 }
 
 bool PolicyStore::FetchFailed(absl::string_view domain, absl::string_view id) {

@@ -73,9 +73,10 @@ class PolicyStore {
   StorePlan Plan(absl::string_view domain, const TxtState& txt);
 
   // A fetch of `id` succeeded with `policy`: replaces the entry (D2),
-  // including by a `mode: none` policy (D6). max_age 0 expires at once.
-  void FetchSucceeded(absl::string_view domain, absl::string_view id,
-                      Policy policy);
+  // including by a `mode: none` policy (D6), and returns it as cached. A
+  // max_age of 0 is returned but not kept (it expires at once).
+  CachedPolicy FetchSucceeded(absl::string_view domain, absl::string_view id,
+                              Policy policy);
 
   // A fetch of `id` failed or its body did not parse (D4): the entry is
   // kept until it expires; no new fetch for this id for the back-off time.
