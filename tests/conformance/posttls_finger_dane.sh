@@ -34,19 +34,19 @@
 # printed under a MISMATCH);
 # PTF_NO_IPV6=1 disables IPv6 inside the namespace (as in some CI containers).
 #
+# The namespace plumbing (unshare, cleanup, unbound, mxpolicyd) is in
+# netns_lib.sh, shared with mta_sts_resolver.sh.
+#
 # shellcheck disable=SC2317  # trap handlers and wait_for callbacks run indirectly
 set -euo pipefail
 
-SELF=$(readlink -f "${BASH_SOURCE[0]}")
-readonly SELF
-readonly HERE=${SELF%/*}
-ROOT=$(cd "$HERE/../.." && pwd)
-readonly ROOT
-readonly WORLD_SH=$ROOT/tests/world/world.sh
-export PATH=$PATH:/usr/sbin:/sbin   # posttls-finger, unbound, knotd, ip
-export PYTHONDONTWRITEBYTECODE=1   # no __pycache__ in the source tree
-PYTHON=/usr/bin/python3            # pyenv shims cost ~300 ms per call
-[[ -x $PYTHON ]] || PYTHON=python3
+NS_NAME=posttls_finger_dane
+NS_WHY="posttls-finger conformance needs root for a private network namespace"
+NS_TOOLS=(posttls-finger)
+NS_KEEP_RUN=${PTF_KEEP_RUN:-0}
+NS_NO_IPV6=${PTF_NO_IPV6:-0}
+# shellcheck source=netns_lib.sh source-path=SCRIPTDIR
+. "$(dirname "$(readlink -f "$0")")/netns_lib.sh"
 
 # The DANE-relevant domains of the world (tests/world/world.sh). Left out:
 #   tlsa-empty.test    posttls-finger 3.7 panics on a TLSA RR with empty data
@@ -70,160 +70,9 @@ readonly NOHOST_DOMAINS=(
 readonly DOMAINS=("${HOST_DOMAINS[@]}" "${NOHOST_DOMAINS[@]}")
 readonly MIN_HOSTS=10
 
-log() { echo "posttls_finger_dane: $*" >&2; }
-die() { echo "posttls_finger_dane: ERROR: $*" >&2; exit 1; }
-skip() { echo "SKIPPED: $*"; exit 77; }
-
 ###############################################################################
-# outer: checks, temp dir, the namespace
+# inner: runs as PID 1 of the new namespaces (netns_lib.sh)
 ###############################################################################
-outer() {
-    [[ $# -eq 1 ]] || { echo "usage: $0 BUILD_DIR" >&2; exit 2; }
-    local build
-    build=$(cd "$1" && pwd) || die "no build dir $1"
-    export MXPOLICYD=${MXPOLICYD:-$build/server/src/app/mxpolicyd}
-    export MXPOLICY_CLI=${MXPOLICY_CLI:-$build/client/mxpolicy}
-
-    local t why="posttls-finger conformance needs root for a private network namespace"
-    [[ $EUID -eq 0 ]] || skip "$why"
-    for t in unshare ip mount; do
-        command -v "$t" >/dev/null || skip "$why"
-    done
-    unshare --net --mount --pid --fork true 2>/dev/null || skip "$why"
-
-    # Missing tools are a failed test, not a skip: CI installs them
-    # (scripts/install-deps.sh), and a skip would hide a missing install step.
-    for t in posttls-finger unbound kdig knotd nginx ldns-signzone openssl; do
-        command -v "$t" >/dev/null \
-            || die "$t not found (install postfix unbound iproute2 and the world's packages)"
-    done
-    [[ -x $MXPOLICYD ]] || die "mxpolicyd not found: $MXPOLICYD (build first)"
-    [[ -x $MXPOLICY_CLI ]] || die "mxpolicy not found: $MXPOLICY_CLI (build first)"
-
-    RUN=$(mktemp -d "${TMPDIR:-/tmp}/mxpolicy-ptf.XXXXXX")
-    chmod 755 "$RUN"            # nginx workers (nobody) read the world below it
-    UPID=
-    trap outer_cleanup EXIT
-    trap 'outer_signal TERM' TERM
-    trap 'outer_signal INT' INT
-
-    # --kill-child: if unshare dies (e.g. SIGKILL on a CTest timeout), the
-    # inner shell (PID 1 of the namespace) gets SIGKILL and the kernel then
-    # kills every process in the namespace.
-    unshare --net --mount --pid --mount-proc --fork --kill-child \
-        -- /bin/bash "$SELF" --inner "$RUN" &
-    UPID=$!
-    local rc=0
-    wait "$UPID" || rc=$?
-    UPID=
-    exit "$rc"
-}
-
-# The inner shell runs its own cleanup on TERM; unshare blocks TERM/INT while
-# it waits, so the signal goes straight to its child.
-outer_signal() {
-    local child children=()
-    if [[ -n $UPID ]]; then
-        read -r -a children < "/proc/$UPID/task/$UPID/children" 2>/dev/null || true
-        for child in "${children[@]}"; do
-            kill -TERM "$child" 2>/dev/null || true
-        done
-        wait "$UPID" 2>/dev/null || true
-        UPID=
-    fi
-    if [[ $1 == TERM ]]; then exit 143; else exit 130; fi
-}
-
-outer_cleanup() {
-    [[ -n ${RUN:-} ]] || return 0
-    if [[ ${PTF_KEEP_RUN:-0} == 1 ]]; then
-        log "run directory kept: $RUN"
-    else
-        rm -rf -- "$RUN"
-    fi
-}
-
-###############################################################################
-# inner: runs as PID 1 of the new namespaces
-###############################################################################
-PIDS=()          # "name:pid" of the daemons started here (not the world)
-
-inner_cleanup() {
-    local rc=$? entry pid i
-    trap - EXIT INT TERM
-    # reverse start order; TERM, then KILL after 5 s
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-        entry=${PIDS[i]}; pid=${entry#*:}
-        kill -TERM "$pid" 2>/dev/null || continue
-    done
-    for entry in "${PIDS[@]}"; do
-        pid=${entry#*:}
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    [[ ! -d $RUN/world ]] || bash "$WORLD_SH" stop "$RUN/world" >/dev/null 2>&1 || true
-    exit "$rc"
-}
-
-# wait_for SECONDS CMD...: poll CMD every 0.05 s
-wait_for() {
-    local tries=$(( $1 * 20 )); shift
-    while ((tries-- > 0)); do
-        "$@" && return 0
-        sleep 0.05
-    done
-    return 1
-}
-
-# alive PID NAME LOG: true while PID runs; dies (showing LOG) once it exited
-alive() {
-    kill -0 "$1" 2>/dev/null && return 0
-    cat "$3" >&2 2>/dev/null || true
-    die "$2 exited during start-up"
-}
-
-start_unbound() {
-    # Config: validating resolver on 127.0.0.1:53 for posttls-finger (glibc
-    # stub resolver); test. is stubbed to the world's knotd.
-    cat > "$RUN/unbound.conf" <<EOF
-server:
-    interface: 127.0.0.1
-    port: 53
-    chroot: ""
-    username: ""
-    directory: "$RUN"
-    pidfile: "$RUN/unbound.pid"
-    use-syslog: no
-    logfile: "$RUN/unbound.log"
-    verbosity: 1
-    val-log-level: 2
-    do-daemonize: no
-    num-threads: 1
-    do-not-query-localhost: no
-    local-zone: "test." nodefault
-    trust-anchor-file: "$TRUST_ANCHOR"
-remote-control:
-    control-enable: no
-stub-zone:
-    name: "test."
-    stub-addr: 127.0.0.1@$DNS_PORT
-EOF
-    unbound -d -c "$RUN/unbound.conf" >> "$RUN/unbound.log" 2>&1 &
-    PIDS+=("unbound:$!")
-    local pid=$!
-    # Ready = a validated (AD) answer for test. SOA over TCP on port 53.
-    ub_ready() {
-        alive "$pid" unbound "$RUN/unbound.log"
-        kdig @127.0.0.1 -p 53 +tcp +dnssec +timeout=1 +retry=0 SOA test. 2>/dev/null \
-            | grep -q '^;; Flags:.* ad[ ;]'
-    }
-    wait_for 10 ub_ready || { cat "$RUN/unbound.log" >&2; die "unbound did not validate test."; }
-}
-
 start_smtp() {
     local c=$WORLD_DIR/certs v6=()
     # mx.dane-ta.test: the CA-issued cert with the CA in the chain (TLSA 2 1 1
@@ -239,20 +88,6 @@ start_smtp() {
     local pid=$!
     smtp_ready() { alive "$pid" "SMTP server" "$RUN/smtp.out" && grep -q '^ready' "$RUN/smtp.out"; }
     wait_for 10 smtp_ready || { cat "$RUN/smtp.out" >&2; die "SMTP server did not start"; }
-}
-
-start_mxpolicyd() {
-    local port
-    port=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    "$MXPOLICYD" --unbound-config="$UNBOUND_CONF" --trust-anchor-file="$TRUST_ANCHOR" \
-        --listen="127.0.0.1:$port" --shutdown-grace=1s > "$RUN/mxpolicyd.log" 2>&1 &
-    PIDS+=("mxpolicyd:$!")
-    local pid=$!
-    SERVER=127.0.0.1:$port
-    d_ready() {
-        alive "$pid" mxpolicyd "$RUN/mxpolicyd.log" && "$PYTHON" -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$port" 2>/dev/null
-    }
-    wait_for 10 d_ready || { cat "$RUN/mxpolicyd.log" >&2; die "mxpolicyd did not start"; }
 }
 
 write_postfix_config() {
@@ -291,34 +126,12 @@ finger() {
     printf '%s\t%s\t%s\t%s\t%s\n' "$kind" "$domain" "$host" "$out" "$sni" >> "$RUN/manifest.tsv"
 }
 
-inner() {
-    RUN=$2
-    trap inner_cleanup EXIT
-    trap 'exit 143' TERM
-    trap 'exit 130' INT
+inner_main() {
     local t0=$SECONDS
-
-    ip link set lo up
-    if [[ ${PTF_NO_IPV6:-0} == 1 ]]; then   # exercise the no-IPv6 (CI container) path
-        sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.lo.disable_ipv6=1
-    fi
-    HAVE_V6=0
-    "$PYTHON" -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null \
-        && HAVE_V6=1
-
-    mkdir "$RUN/world"
-    bash "$WORLD_SH" start "$RUN/world" > "$RUN/world.out" 2>&1 \
-        || { cat "$RUN/world.out" >&2; die "world did not start"; }
-    # shellcheck disable=SC1091
-    . "$RUN/world/world.env"
-
-    # Only this mount namespace sees the replacement; the host's file is untouched.
-    printf 'nameserver 127.0.0.1\noptions trust-ad\n' > "$RUN/resolv.conf"
-    [[ -e /etc/resolv.conf ]] || die "/etc/resolv.conf missing: nothing to bind-mount over"
-    mount --bind "$RUN/resolv.conf" /etc/resolv.conf
-
+    start_world
     start_unbound
     start_smtp
+    # shellcheck disable=SC2119  # no extra flags
     start_mxpolicyd
     write_postfix_config
 
@@ -348,8 +161,4 @@ inner() {
     exit "$rc"
 }
 
-if [[ ${1:-} == --inner ]]; then
-    inner "$@"
-else
-    outer "$@"
-fi
+ns_main "$@"

@@ -179,6 +179,38 @@ TEST_F(DaemonProcessTest, SigtermDrainsInFlightCallAndExitsZero) {
   EXPECT_EQ(exit_code, 0);
 }
 
+TEST_F(DaemonProcessTest, ShutdownGraceBoundsAStalledPolicyFetch) {
+  // A policy fetch that would take --fetch-timeout (20 s) is in flight; the
+  // call is cancelled after --shutdown-grace and the process exits 0.
+  StartDaemon({"--unbound-config=" + env_.unbound_conf,
+               "--trust-anchor-file=" + env_.trust_anchor,
+               "--sts-ca-file=" + env_.ca_file,
+               absl::StrCat("--sts-https-port=", env_.https_port),
+               "--fetch-timeout=20s", "--shutdown-grace=1s"});
+  auto stub = v1::PolicyResolver::NewStub(
+      grpc::CreateChannel(target_, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  v1::ResolveRequest request;
+  request.set_domain("sts-stall.test");
+  v1::ResolveResponse response;
+  grpc::Status status;
+  std::thread call(
+      [&] { status = stub->Resolve(&context, request, &response); });
+  usleep(500 * 1000);  // the fetch now trickles
+  const absl::Time start = absl::Now();
+  ASSERT_EQ(kill(pid_, SIGTERM), 0);
+  const int exit_code = Reap(pid_);
+  pid_ = -1;
+  call.join();
+  EXPECT_EQ(exit_code, 0);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  // Cancelled by the server (or cut by the closing connection).
+  EXPECT_THAT(status.error_code(),
+              ::testing::AnyOf(grpc::StatusCode::CANCELLED,
+                               grpc::StatusCode::UNAVAILABLE))
+      << status.error_message();
+}
+
 TEST_F(DaemonProcessTest, BadFlagExitsTwoWithMessage) {
   pid_t pid = Spawn({MXPOLICYD_PATH, "--sts-https-port=0"});
   EXPECT_EQ(Reap(pid), 2);

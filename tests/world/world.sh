@@ -2,9 +2,16 @@
 # world.sh -- hermetic DNS(SEC) + HTTPS "test world" on 127.0.0.1.
 #
 #   world.sh start DIR   wipe DIR, generate keys/zones/CA/certs, start knotd +
-#                        nginx on random free loopback ports, wait until both
+#                        nginx on random free loopback ports (or
+#                        WORLD_DNS_PORT / WORLD_HTTPS_PORT), wait until both
 #                        answer; writes DIR/world.env (also printed on stdout)
 #   world.sh stop DIR    stop both daemons (idempotent; missing DIR is fine)
+#   world.sh set-txt DIR NAME [TEXT...]
+#                        replace the TXT RRset at NAME in the running world
+#                        (re-signed, reloaded; no TEXT deletes it)
+#   world.sh set-file DIR VHOST FILE|-
+#                        serve another /.well-known/mta-sts.txt on an sts-*
+#                        vhost
 #
 # Everything (config, pids, logs, temp files) lives under DIR; nothing from
 # /etc/knot, /etc/nginx or /etc/ssl/openssl.cnf is used.  See README.md.
@@ -12,10 +19,10 @@
 # Speed: start must take < 2 s on a busy 2-core VM where every fork+exec
 # costs ~8 ms, so this script avoids needless processes (no cat/sleep/date;
 # here-docs are written with the `hd` builtin helper; one python coprocess
-# picks the ports and computes SPKI digests and DS records; all signed zones
-# share one KSK + ZSK) and runs key generation, signing and the HTTPS
-# certificates in parallel.  The remaining cost is the ~35 ldns-signzone /
-# ldns-keygen / openssl runs, mostly one ldns-signzone per signed zone.
+# picks the ports, computes SPKI digests and DS records and signs the ~70
+# child zones in-process; all signed zones share one KSK + ZSK) and runs key
+# generation, signing and the HTTPS certificates in parallel.  The remaining
+# cost is the ldns-keygen / openssl runs and the daemons' start-up.
 # WORLD_TRACE=1 prints per-phase timings on stderr.
 set -euo pipefail
 shopt -s nullglob
@@ -68,7 +75,7 @@ PYTHON=/usr/bin/python3
 start_helper() {
     local src
     IFS= read -r -d '' src <<'EOF' || true
-import base64, hashlib, socket, sys
+import base64, hashlib, socket, sys, time
 
 def pick(udp_too):
     while True:
@@ -131,7 +138,203 @@ def ds(zone, path):
     digest = hashlib.sha256(owner + rd).hexdigest().upper()
     return f"{zone}.\t{TTL}\tIN\tDS\t{tag} {alg} 2 {digest}"
 
+# --- DNSSEC signing of a child zone (what ldns-signzone did, in-process) ---
+# Input: a zone file as world.sh writes it ($ORIGIN/$TTL lines, then
+# "OWNER [TTL] [IN] TYPE RDATA", no comments, no sub-delegations); output in
+# ldns-signzone's layout ("OWNER\tTTL\tIN\tTYPE\tRDATA", absolute owners,
+# RRSIG/NSEC after each RRset), so corrupt_rrsig works on it unchanged.
+# NSEC chain, ECDSAP256SHA256: DNSKEY RRset signed with the KSK, every other
+# RRset with the ZSK.
+TYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "MX": 15, "TXT": 16,
+         "AAAA": 28, "DS": 43, "RRSIG": 46, "NSEC": 47, "DNSKEY": 48, "TLSA": 52}
+TYPE_NAMES = {v: k for k, v in TYPES.items()}
+KEYS = {}
+
+def type_code(t):
+    if t in TYPES:
+        return TYPES[t]
+    if t.startswith("TYPE") and t[4:].isdigit():
+        return int(t[4:])
+    raise ValueError(f"unknown type {t}")
+
+def type_name(c):
+    return TYPE_NAMES.get(c, f"TYPE{c}")
+
+def tokens(text):
+    """zone-file tokens: (is_quoted, text)"""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+        elif text[i] == '"':
+            j, buf = i + 1, []
+            while text[j] != '"':
+                if text[j] == "\\":
+                    j += 1
+                buf.append(text[j])
+                j += 1
+            out.append((True, "".join(buf)))
+            i = j + 1
+        else:
+            j = i
+            while j < n and not text[j].isspace():
+                j += 1
+            out.append((False, text[i:j]))
+            i = j
+    return out
+
+def absname(name, origin):
+    if name == "@":
+        return origin
+    if name.endswith("."):
+        return name.lower()
+    return (name + "." + origin).lower()
+
+def wire_name(name):
+    labels = [l for l in name.rstrip(".").split(".") if l] if name != "." else []
+    return b"".join(bytes([len(l)]) + l.encode() for l in labels) + b"\0"
+
+def canon_key(name):
+    """RFC 4034 §6.1 canonical order"""
+    return [l.encode() for l in reversed(name.rstrip(".").split("."))] if name != "." else []
+
+def rdata_wire(rtype, toks, origin):
+    import socket as so
+    v = [t for _, t in toks]
+    u16 = lambda x: int(x).to_bytes(2, "big")
+    u32 = lambda x: int(x).to_bytes(4, "big")
+    if len(v) >= 2 and v[0] == "\\#":
+        return bytes.fromhex("".join(v[2:]))
+    if rtype == 1:
+        return so.inet_pton(so.AF_INET, v[0])
+    if rtype == 28:
+        return so.inet_pton(so.AF_INET6, v[0])
+    if rtype in (2, 5):
+        return wire_name(absname(v[0], origin))
+    if rtype == 15:
+        return u16(v[0]) + wire_name(absname(v[1], origin))
+    if rtype == 6:
+        return (wire_name(absname(v[0], origin)) + wire_name(absname(v[1], origin))
+                + b"".join(u32(x) for x in v[2:7]))
+    if rtype == 16:
+        out = b""
+        for _, t in toks:
+            b = t.encode()
+            out += bytes([len(b)]) + b
+        return out
+    if rtype == 52:
+        return bytes([int(v[0]), int(v[1]), int(v[2])]) + bytes.fromhex("".join(v[3:]))
+    if rtype == 48:
+        return u16(v[0]) + bytes([int(v[1]), int(v[2])]) + base64.b64decode("".join(v[3:]))
+    if rtype == 43:
+        return u16(v[0]) + bytes([int(v[1]), int(v[2])]) + bytes.fromhex("".join(v[3:]))
+    raise ValueError(f"cannot encode type {rtype}")
+
+def load_key(path):
+    """(dnskey rdata, key tag, private key) of an ldns-keygen key pair"""
+    if path not in KEYS:
+        from cryptography.hazmat.primitives.asymmetric import ec
+        f = open(path + ".key").read().split(";")[0].split()
+        i = f.index("DNSKEY")
+        rd = (int(f[i + 1]).to_bytes(2, "big") + bytes([int(f[i + 2]), int(f[i + 3])])
+              + base64.b64decode("".join(f[i + 4:])))
+        ac = sum(b if j & 1 else b << 8 for j, b in enumerate(rd))
+        tag = (ac + (ac >> 16)) & 0xFFFF
+        priv = None
+        for line in open(path + ".private"):
+            if line.startswith("PrivateKey:"):
+                d = int.from_bytes(base64.b64decode(line.split(":", 1)[1].strip()), "big")
+                priv = ec.derive_private_key(d, ec.SECP256R1())
+        KEYS[path] = (rd, tag, priv)
+    return KEYS[path]
+
+def ts(t):
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime(t))
+
+def sign_zone(zone, infile, outfile, inception, expiration, zsk_path, ksk_path):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+    origin = zone.rstrip(".").lower() + "."
+    ttl_default = int(TTL)
+    rrsets = {}          # (owner, type) -> [ttl, [(wire, text)]]
+    for line in open(infile):
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("$ORIGIN"):
+            origin = line.split()[1].lower()
+            continue
+        if line.startswith("$TTL"):
+            ttl_default = int(line.split()[1])
+            continue
+        head = line.split(None, 4)
+        owner, i, ttl = absname(head[0], origin), 1, ttl_default
+        if head[i].isdigit():
+            ttl, i = int(head[i]), i + 1
+        if head[i] == "IN":
+            i += 1
+        rtype = type_code(head[i])
+        parts = line.split(None, i + 1)
+        rest = parts[i + 1] if len(parts) > i + 1 else ""
+        wire = rdata_wire(rtype, tokens(rest), origin)
+        entry = rrsets.setdefault((owner, rtype), [ttl, []])
+        if all(w != wire for w, _ in entry[1]):
+            entry[1].append((wire, rest))
+    zone_apex = zone.rstrip(".").lower() + "."
+    soa = rrsets[(zone_apex, 6)]
+    nsec_ttl = int(tokens(soa[1][0][1])[6][1])
+    owners = sorted({o for o, _ in rrsets}, key=canon_key)
+    for k, o in enumerate(owners):
+        types = sorted({t for oo, t in rrsets if oo == o} | {46, 47})
+        nxt = owners[(k + 1) % len(owners)]
+        bitmap, windows = b"", {}
+        for t in types:
+            windows.setdefault(t >> 8, bytearray(32))[(t & 0xFF) >> 3] |= 0x80 >> (t & 7)
+        for win, bits in sorted(windows.items()):
+            bits = bytes(bits).rstrip(b"\0")
+            bitmap += bytes([win, len(bits)]) + bits
+        rrsets[(o, 47)] = [nsec_ttl, [(wire_name(nxt) + bitmap,
+                                       nxt + " " + " ".join(type_name(t) for t in types))]]
+    zsk, ksk = load_key(zsk_path), load_key(ksk_path)
+    signer = wire_name(zone_apex)
+    out = [f"$ORIGIN {zone_apex}"]
+    for o in owners:
+        for (oo, t) in sorted((k for k in rrsets if k[0] == o), key=lambda k: k[1]):
+            ttl, rrs = rrsets[(oo, t)]
+            for _, text in rrs:
+                out.append(f"{o}\t{ttl}\tIN\t{type_name(t)}\t{text}")
+            rd_key, tag, priv = ksk if t == 48 else zsk
+            labels = len([l for l in o.rstrip(".").split(".") if l and l != "*"])
+            head = (t.to_bytes(2, "big") + bytes([13, labels]) + ttl.to_bytes(4, "big")
+                    + expiration.to_bytes(4, "big") + inception.to_bytes(4, "big")
+                    + tag.to_bytes(2, "big") + signer)
+            ow = wire_name(o) + t.to_bytes(2, "big") + b"\0\1" + ttl.to_bytes(4, "big")
+            data = head + b"".join(ow + len(w).to_bytes(2, "big") + w
+                                   for w in sorted(w for w, _ in rrs))
+            r, s = decode_dss_signature(priv.sign(data, ec.ECDSA(hashes.SHA256())))
+            sig = base64.b64encode(r.to_bytes(32, "big") + s.to_bytes(32, "big")).decode()
+            out.append(f"{o}\t{ttl}\tIN\tRRSIG\t{type_name(t)} 13 {labels} {ttl} "
+                       f"{ts(expiration)} {ts(inception)} {tag} {zone_apex} {sig}")
+    with open(outfile, "w") as f:
+        f.write("\n".join(out) + "\n")
+    return "ok"
+
+def warm_up():
+    """import cryptography and load its OpenSSL backend (~100 ms) while the
+    main thread answers the first requests"""
+    try:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+        ec.derive_private_key(1, ec.SECP256R1())
+    except Exception as e:      # sign_zone reports it again
+        print(f"python3-cryptography: {e!r}", file=sys.stderr)
+
 TTL = sys.argv[1]
+import threading
+WARM = threading.Thread(target=warm_up, daemon=True)
+WARM.start()
 for line in sys.stdin:
     cmd, _, arg = line.rstrip("\n").partition(" ")
     try:
@@ -141,18 +344,24 @@ for line in sys.stdin:
             out = spki(arg)
         elif cmd == "ds":
             out = ds(*arg.split(" ", 1))
+        elif cmd == "sign":
+            WARM.join()
+            a = arg.split(" ")
+            out = sign_zone(a[0], a[1], a[2], int(a[3]), int(a[4]), a[5], a[6])
         else:
             raise ValueError(f"unknown request {cmd!r}")
     except Exception as e:
         out = f"ERROR {line.strip()}: {e!r}"
     print(out, flush=True)
 EOF
-    coproc PY { exec "$PYTHON" -S -I -c "$src" "$TTL" 2>>"$W/run/helper.log"; }
+    coproc PY { exec "$PYTHON" -I -c "$src" "$TTL" 2>>"$W/run/helper.log"; }
 }
 
 # py REQUEST: send one request to the helper; the answer is in REPLY.
+# (stderr is silenced for the write only: a signal trap that runs while the
+# read waits must still be able to log)
 py() {
-    if ! { printf '%s\n' "$1" >&"${PY[1]:-}" && read -r -u "${PY[0]:-}"; } 2>/dev/null; then
+    if ! { printf '%s\n' "$1" >&"${PY[1]:-}"; } 2>/dev/null || ! read -r -u "${PY[0]:-}"; then
         die "python helper died (request: $1); see $W/run/helper.log"
     fi
     [[ $REPLY != ERROR* ]] || die "python helper: $REPLY"
@@ -235,24 +444,45 @@ cert_good() {
         -subj "/CN=$name" -addext "subjectAltName=DNS:$san" -days 365
 }
 
-# cert_expired NAME: issued by the test CA, valid in January 2020 only.
+# san_list NAME...: "DNS:NAME1,DNS:NAME2,..." in REPLY
+san_list() {
+    local n; REPLY=""
+    for n in "$@"; do REPLY+=${REPLY:+,}DNS:$n; done
+}
+
+# cert_multi NAME SAN...: key+cert NAME issued by the test CA for all the
+# SAN names (DNS); the CN is the first of them.
+cert_multi() {
+    local name=$1 san; shift
+    san_list "$@"; san=$REPLY
+    ossl req -x509 "${EC_KEY[@]}" -keyout "$W/certs/$name.key" -out "$W/certs/$name.pem" \
+        -CA "$W/ca.pem" -CAkey "$W/ca/ca.key" \
+        -config "$W/ca/openssl.cnf" -extensions leaf_ext \
+        -subj "/CN=$1" -addext "subjectAltName=$san" -days 365
+}
+
+# cert_expired NAME [SAN...]: issued by the test CA for NAME (and the other
+# SAN names), valid in January 2020 only.
 # (OpenSSL 3.0 "x509 -req"/"req -x509" cannot back-date; "ca" can.)
 cert_expired() {
     local name=$1
+    san_list "$@"
     ossl req -new "${EC_KEY[@]}" -keyout "$W/certs/$name.key" -out "$W/certs/$name.csr" \
         -config "$W/ca/openssl.cnf" -subj "/CN=$name" \
-        -addext "subjectAltName=DNS:$name"
+        -addext "subjectAltName=$REPLY"
     ossl ca -batch -notext -config "$W/ca/openssl.cnf" -extensions leaf_ext \
         -startdate 20200101000000Z -enddate 20200201000000Z \
         -in "$W/certs/$name.csr" -out "$W/certs/$name.pem"
 }
 
-# cert_selfsigned NAME: not from the test CA.
+# cert_selfsigned NAME [SAN...]: for NAME (and the other SAN names), not
+# from the test CA.
 cert_selfsigned() {
     local name=$1
+    san_list "$@"
     ossl req -x509 "${EC_KEY[@]}" -keyout "$W/certs/$name.key" -out "$W/certs/$name.pem" \
         -config "$W/ca/openssl.cnf" -extensions leaf_ext \
-        -subj "/CN=$name" -addext "subjectAltName=DNS:$name" -days 365
+        -subj "/CN=$name" -addext "subjectAltName=$REPLY" -days 365
 }
 
 # Certs the DNS zones need (TLSA); must exist before make_zones.
@@ -267,8 +497,18 @@ make_https_certs() {
     cert_good mx.dane-ta.test
     cert_good mta-sts.insecure.test
     cert_good mta-sts.wrongname.test mta-sts.other.test
-    cert_expired mta-sts.expired.test
-    cert_selfsigned mta-sts.selfsigned.test
+    # the expired and the self-signed certificate also serve sts-expired and
+    # sts-selfsigned (one openssl run less each)
+    cert_expired mta-sts.expired.test mta-sts.sts-expired.test
+    cert_selfsigned mta-sts.selfsigned.test mta-sts.sts-selfsigned.test
+    # MTA-STS cases: one certificate for every sts-* vhost with a good
+    # certificate; the certificate cases use the ones above (sts_cert).
+    local c names=()
+    for c in "${STS_CASES[@]}"; do
+        sts_cert "$c"
+        [[ $REPLY != sts-shared ]] || names+=("mta-sts.sts-$c.test")
+    done
+    cert_multi sts-shared "${names[@]}" mta-sts.sts-user.test
 }
 
 ###############################################################################
@@ -300,20 +540,20 @@ make_https_certs() {
 # Build steps:
 #   1. the 3 keys (started in the background at the very beginning)
 #   2. define_children writes zones/ZONE.zone (TLSA data from the helper)
-#   3. each signed child gets the two DNSKEY RRs appended (ldns-signzone then
-#      uses them instead of the .key files, whose owner name would not match)
-#      and is signed in the background: ldns-signzone (NSEC)
+#   3. each signed child gets the two DNSKEY RRs appended (the signers use
+#      them instead of the .key files, whose owner name would not match)
+#   4. test.zone: DNSKEYs, glue, delegations, the children's DS (from the
+#      helper), parent_records; trust-anchor.ds; test. is signed by
+#      ldns-signzone (NSEC) in the background
+#   5. meanwhile the helper signs each signed child (sign_zone: NSEC,
+#      ECDSAP256SHA256, the same layout as ldns-signzone; one ldns-signzone
+#      process per zone cost ~20-30 ms each, ~2 s for 70 zones on a busy VM)
 #      zones/ZONE.zone -> zones/ZONE.zone.signed
-#   4. meanwhile test.zone: DNSKEYs, glue, delegations, the children's DS
-#      (from the helper), parent_records; trust-anchor.ds; then test. is
-#      signed too
-#   5. the bogus-sig/bogus-tlsa edits and the generic TLSA fix-up
-#      (fix_empty_tlsa)
+#   6. the bogus-sig/bogus-tlsa edits
 # knot serves the .signed files (.zone for insecure zones) as they are.
 
 ZONES=()                               # child zone names, in declaration order
 declare -A ZONE_MODE=([test]=signed)   # zone -> MODE (incl. the parent)
-declare -A ZONE_GENERIC=()             # zone -> 1 if its records use "\#"
 PARENT_RECORDS=""                      # extra records for test.zone
 
 zone_header() {
@@ -330,7 +570,6 @@ define_zone() {
     ZONES+=("$name")
     ZONE_MODE[$name]=$mode
     IFS= read -r -d '' body || true
-    [[ $body != *'\#'* ]] || ZONE_GENERIC[$name]=1
     { zone_header "$name"; printf '%s' "$body"; } > "$W/zones/$name.zone"
 }
 
@@ -474,7 +713,8 @@ EOF
 
     # --- hostile DNS data ----------------------------------------------------
 
-    # TLSA with empty association data (fix_empty_tlsa keeps it loadable)
+    # TLSA with empty association data (in RFC 3597 generic form: the
+    # presentation form "TLSA 3 1 1" with no data does not load in knot)
     define_zone tlsa-empty.test signed <<EOF
 @ MX 10 mx.tlsa-empty.test.
 mx A 127.0.0.1
@@ -512,6 +752,9 @@ EOF
         recs+="@ MX $i mx$i.mx-100.test."$'\n'"mx$i A 127.0.0.1"$'\n'
     done
     define_zone mx-100.test signed <<<"$recs"
+
+    # --- MTA-STS cases (see "MTA-STS cases" above) ---------------------------
+    define_sts_zones
 }
 
 # Wait for the given background pids; die if any failed or if anything was
@@ -564,25 +807,6 @@ corrupt_rrsig() {
     printf '%s\n' "${lines[@]}" > "$file"
 }
 
-# fix_empty_tlsa ZONE: ldns-signzone prints a TLSA with empty association
-# data as "TLSA 3 1 1", which knot rejects; rewrite it in RFC 3597 generic
-# form (same wire data, so the RRSIG stays valid).  Only run for zones whose
-# records use "\#"; finding nothing to fix is an error.
-fix_empty_tlsa() {
-    local zone=$1 file="$W/zones/$1.zone.signed" lines i n=0 r
-    mapfile -t lines < "$file"
-    for i in "${!lines[@]}"; do
-        read -r -a r <<<"${lines[i]}"
-        if [[ ${r[3]} == TLSA && ${#r[@]} == 7 ]]; then
-            printf -v 'lines[i]' '%s\t%s\t%s\tTYPE52\t\\# 3 %02x%02x%02x' \
-                "${r[0]}" "${r[1]}" "${r[2]}" "${r[4]}" "${r[5]}" "${r[6]}"
-            n=$((n + 1))
-        fi
-    done
-    ((n > 0)) || die "fix_empty_tlsa $zone: no TLSA without data found"
-    printf '%s\n' "${lines[@]}" > "$file"
-}
-
 make_zones() {
     local z f rdata zsk ksk unrelated dnskeys=() validity pids=()
     define_children                                   # 2.
@@ -596,26 +820,15 @@ make_zones() {
         dnskeys+=("DNSKEY ${rdata%%;*}")
     done
 
-    # sign_bg ZONE: ldns-signzone in the background (pid appended to pids)
-    sign_bg() {
-        case ${ZONE_MODE[$1]} in
-            expired) validity=(-i 20200101 -e 20200201) ;;
-            *)       validity=(-i $((NOW - 86400)) -e $((NOW + 30 * 86400))) ;;
-        esac
-        ldns-signzone -o "$1." "${validity[@]}" -f "$W/zones/$1.zone.signed" \
-            "$W/zones/$1.zone" "$zsk" "$ksk" >/dev/null 2>>"$W/zones/build.log" &
-        pids+=($!)
-    }
-
-    # 3. DNSKEYs into the children to be signed; sign them right away
+    # 3. DNSKEYs into the children to be signed
     step zone-signing
     for z in "${ZONES[@]}"; do
         [[ ${ZONE_MODE[$z]} != insecure ]] || continue
         printf '%s\n' "${dnskeys[@]/#/$z. }" >> "$W/zones/$z.zone"
-        sign_bg "$z"
     done
 
-    # 4. the parent, with the DS records, meanwhile
+    # 4. the parent, with the DS records; ldns-signzone signs it in the
+    # background while the helper signs the children
     {
         zone_header test
         printf '%s\n' "${dnskeys[@]/#/test. }"
@@ -631,16 +844,195 @@ make_zones() {
         printf '%s' "$PARENT_RECORDS"
     } > "$W/zones/test.zone"
     py "ds test $ksk.key"; echo "$REPLY" > "$W/trust-anchor.ds"
-    sign_bg test
+    ldns-signzone -o test. -i $((NOW - 86400)) -e $((NOW + 30 * 86400)) \
+        -f "$W/zones/test.zone.signed" "$W/zones/test.zone" "$zsk" "$ksk" \
+        >/dev/null 2>>"$W/zones/build.log" &
+    pids+=($!)
+
+    # 5. the children, in the python helper (sign_zone: NSEC, ECDSAP256SHA256,
+    # one RRSIG per RRset; ~70 ldns-signzone processes took ~2 s on a busy VM)
+    for z in "${ZONES[@]}"; do
+        case ${ZONE_MODE[$z]} in
+            insecure) continue ;;
+            expired)  validity="1577836800 1580515200" ;;    # 2020-01-01..02-01
+            *)        validity="$((NOW - 86400)) $((NOW + 30 * 86400))" ;;
+        esac
+        py "sign $z $W/zones/$z.zone $W/zones/$z.zone.signed $validity $zsk $ksk"
+    done
     wait_all "zone signing" "${pids[@]}"
 
-    # 5. deliberate damage and fix-ups
+    # 6. deliberate damage; zones/modes for set-txt
+    : > "$W/zones/modes"
     for z in "${ZONES[@]}"; do
+        printf '%s %s\n' "$z" "${ZONE_MODE[$z]}" >> "$W/zones/modes"
         case ${ZONE_MODE[$z]} in
             bogus-sig)  corrupt_rrsig "$z" MX "$z." ;;
             bogus-tlsa) corrupt_rrsig "$z" TLSA ;;
         esac
-        [[ -z ${ZONE_GENERIC[$z]:-} ]] || fix_empty_tlsa "$z"
+    done
+}
+
+###############################################################################
+# MTA-STS cases
+###############################################################################
+# Every case C is a child zone sts-C.test with a policy host
+# mta-sts.sts-C.test (an nginx vhost with its own docroot
+# nginx/sts/mta-sts.sts-C.test/).  Unless a case says otherwise (sts_zone,
+# sts_cert, sts_body, sts_location), the zone is signed, has no TLSA and
+# holds
+#     @        MX 10 mx.sts-C.test.
+#     mx       A 127.0.0.1
+#     _mta-sts TXT "v=STSv1; id=<C without dashes>1;"
+#     mta-sts  A 127.0.0.1
+# and the vhost serves its body as text/plain with a certificate from the
+# test CA.  Besides the cases: provider.test and sts-user.test (delegation
+# through CNAMEs, RFC 8461 §8.2).  README.md has the table.
+readonly STS_CASES=(
+    crlf lf bom blank dup maxage0 maxagemax maxageover maxage11 ext none
+    enforce-nomx big exact64k r301 r302 r307 r308 s404 s500 html notype stall
+    nomatch wildcard implicit twotxt dane wrongname expired selfsigned
+    insecurezone changing
+)
+# where the r30x redirects point to (a vhost serving a valid policy)
+readonly STS_REDIRECT_TARGET=mta-sts.sts-crlf.test
+
+# sts_cert CASE: the certificate (DIR/certs/NAME.pem) of the case's vhost,
+# in REPLY
+sts_cert() {
+    case $1 in
+        wrongname)  REPLY=mta-sts.wrongname.test ;;     # SAN mta-sts.other.test
+        expired)    REPLY=mta-sts.expired.test ;;       # + SAN mta-sts.sts-expired.test
+        selfsigned) REPLY=mta-sts.selfsigned.test ;;    # + SAN mta-sts.sts-selfsigned.test
+        *)          REPLY=sts-shared ;;
+    esac
+}
+
+# sts_policy DOMAIN MODE MX MAX_AGE [EOL]: a policy body in REPLY; MX may be
+# empty (no mx line)
+sts_policy() {
+    local eol=${5:-$'\r\n'}
+    REPLY="version: STSv1${eol}mode: $2${eol}"
+    [[ -z $3 ]] || REPLY+="mx: $3${eol}"
+    REPLY+="max_age: $4${eol}"
+}
+
+# sts_pad BODY SIZE: BODY plus an extension line "x-pad: 000...", SIZE bytes
+# in all, in REPLY
+sts_pad() {
+    local head="$1x-pad: " pad
+    printf -v pad '%0*d' $(($2 - ${#head} - 2)) 0
+    REPLY="$head$pad"$'\r\n'
+}
+
+# sts_body CASE: the body served for the case, in REPLY ("" = no file; the
+# vhost answers with a status only)
+sts_body() {
+    local c=$1 d=sts-$1.test e nl=$'\r\n'
+    sts_policy "$d" enforce "mx.$d" 86400; e=$REPLY       # "E"
+    case $c in
+        lf)           sts_policy "$d" testing "mx.$d" 86400 $'\n' ;;
+        bom)          REPLY=$'\xef\xbb\xbf'$e ;;
+        blank)        REPLY="version: STSv1$nl${nl}mode: enforce$nl${nl}mx: mx.$d$nl${nl}max_age: 86400$nl" ;;
+        dup)          REPLY="version: STSv1${nl}mode: testing${nl}mx: mx.$d${nl}mode: enforce${nl}max_age: 86400$nl" ;;
+        maxage0)      sts_policy "$d" enforce "mx.$d" 0 ;;
+        maxagemax)    sts_policy "$d" enforce "mx.$d" 31557600 ;;
+        maxageover)   sts_policy "$d" enforce "mx.$d" 31557601 ;;
+        maxage11)     sts_policy "$d" enforce "mx.$d" 12345678901 ;;
+        ext)          REPLY="${e}x-note: some text${nl}foo.bar_baz-1: caf"$'\xc3\xa9'"$nl" ;;
+        none)         sts_policy "$d" none "" 86400 ;;
+        enforce-nomx) sts_policy "$d" enforce "" 86400 ;;
+        big)          sts_pad "$e" 65537 ;;
+        exact64k)     sts_pad "$e" 65536 ;;
+        stall)        sts_pad "$e" 4000 ;;                # trickles (sts_location)
+        r30?|s404|s500) REPLY="" ;;
+        nomatch)      sts_policy "$d" enforce "other.$d" 86400 ;;
+        wildcard)     sts_policy "$d" enforce "*.$d" 86400 ;;
+        implicit)     sts_policy "$d" enforce "mail.$d" 86400 ;;
+        *)            REPLY=$e ;;
+    esac
+}
+
+# sts_location CASE: nginx directives for the case's vhost
+sts_location() {
+    local loc='location = /.well-known/mta-sts.txt'
+    case $1 in
+        r30?)   echo "        $loc { return ${1#r} https://$STS_REDIRECT_TARGET/.well-known/mta-sts.txt; }" ;;
+        s404)   echo "        $loc { return 404; }" ;;
+        s500)   echo "        $loc { return 500; }" ;;
+        html)   echo "        $loc { default_type text/html; }" ;;
+        notype) echo "        $loc { default_type \"\"; }" ;;
+        # headers and ~800 body bytes at once, then 1 byte/s (4000-byte body)
+        stall)  echo "        $loc { limit_rate_after 1k; limit_rate 1; }" ;;
+    esac
+}
+
+# sts_zone CASE: the zone mode and records (in REPLY) of sts-CASE.test
+sts_zone() {
+    local c=$1 d=sts-$1.test nl=$'\n' mode=signed
+    local mx="@ MX 10 mx.$d.${nl}mx A 127.0.0.1$nl"
+    local txt="_mta-sts TXT \"v=STSv1; id=${c//-/}1;\"$nl" host="mta-sts A 127.0.0.1$nl"
+    case $c in
+        implicit)     mx="@ A 127.0.0.1$nl" ;;                      # no MX at all
+        twotxt)       txt+="_mta-sts TXT \"v=STSv1; id=twotxt2;\"$nl" ;;
+        dane)         mx+="_25._tcp.mx TLSA 3 1 1 $tlsa_mx1$nl" ;;   # define_children's
+        insecurezone) mode=insecure ;;
+        # TTL 1: a changed id (world.sh set-txt) is seen at once by resolvers
+        changing)     txt="_mta-sts 1 TXT \"v=STSv1; id=v1;\"$nl" ;;
+    esac
+    REPLY="$mode $mx$txt$host"
+}
+
+# define_sts_zones: the zones of all cases, provider.test and sts-user.test
+define_sts_zones() {
+    local c
+    for c in "${STS_CASES[@]}"; do
+        sts_zone "$c"
+        define_zone "sts-$c.test" "${REPLY%% *}" <<<"${REPLY#* }"
+    done
+    define_zone provider.test signed <<EOF
+_mta-sts TXT "v=STSv1; id=prov1;"
+mta-sts A 127.0.0.1
+EOF
+    define_zone sts-user.test signed <<EOF
+@ MX 10 mx.sts-user.test.
+mx A 127.0.0.1
+_mta-sts CNAME _mta-sts.provider.test.
+mta-sts CNAME mta-sts.provider.test.
+EOF
+}
+
+# make_sts_docroots: nginx/sts/VHOST/.well-known/mta-sts.txt for every case
+# with a body (sts_body), and for mta-sts.sts-user.test
+make_sts_docroots() {
+    local c dirs=() root="$W/nginx/sts"
+    for c in "${STS_CASES[@]}" user; do dirs+=("$root/mta-sts.sts-$c.test/.well-known"); done
+    mkdir -p "${dirs[@]}"
+    for c in "${STS_CASES[@]}"; do
+        sts_body "$c"
+        [[ -z $REPLY ]] || printf '%s' "$REPLY" > "$root/mta-sts.sts-$c.test/.well-known/mta-sts.txt"
+    done
+    sts_policy sts-user.test enforce mx.sts-user.test 86400
+    printf '%s' "$REPLY" > "$root/mta-sts.sts-user.test/.well-known/mta-sts.txt"
+}
+
+# nginx_sts_vhosts: one server{} per case (and mta-sts.sts-user.test)
+nginx_sts_vhosts() {
+    local c vhost cert
+    for c in "${STS_CASES[@]}" user; do
+        vhost=mta-sts.sts-$c.test
+        cert=sts-shared
+        [[ $c == user ]] || { sts_cert "$c"; cert=$REPLY; }
+        hd <<EOF
+
+    server {
+        listen 127.0.0.1:$HTTPS_PORT ssl;
+        server_name $vhost;
+        ssl_certificate     $W/certs/$cert.pem;
+        ssl_certificate_key $W/certs/$cert.key;
+        root $W/nginx/sts/$vhost;
+EOF
+        [[ $c == user ]] || sts_location "$c"
+        echo "    }"
     done
 }
 
@@ -775,6 +1167,7 @@ EOF
         nginx_vhost mta-sts.wrongname.test  mta-sts.wrongname.test
         nginx_vhost mta-sts.expired.test    mta-sts.expired.test
         nginx_vhost mta-sts.selfsigned.test mta-sts.selfsigned.test
+        nginx_sts_vhosts
         echo "}"
     } > "$n/nginx.conf"
 
@@ -938,7 +1331,7 @@ cmd_start() {
     start_helper
     start_keygen
     make_dns_certs
-    make_https_certs & CERTS_JOB=$!
+    { make_https_certs; make_sts_docroots; } & CERTS_JOB=$!
 
     step zone-files
     make_zones
@@ -946,12 +1339,15 @@ cmd_start() {
     step start-knot
     py ports
     read -r DNS_PORT HTTPS_PORT <<<"$REPLY"
+    DNS_PORT=${WORLD_DNS_PORT:-$DNS_PORT}          # forced ports (e.g. 53/443
+    HTTPS_PORT=${WORLD_HTTPS_PORT:-$HTTPS_PORT}    # in a private netns)
     [[ ${DNS_PORT:-} =~ ^[0-9]+$ && ${HTTPS_PORT:-} =~ ^[0-9]+$ ]] \
         || die "could not pick free ports"
+    ((DNS_PORT != HTTPS_PORT)) || die "DNS and HTTPS port are both $DNS_PORT"
     stop_helper
     start_knot
     step https-certs
-    wait "$CERTS_JOB" || die "certificate generation failed"
+    wait "$CERTS_JOB" || die "certificate or MTA-STS docroot generation failed"
     step start-nginx
     start_nginx
 
@@ -991,14 +1387,151 @@ cmd_stop() {
     stop_world "$REPLY"
 }
 
-usage() { echo "usage: $SELF start|stop DIR" >&2; exit 2; }
+# running_world DIR: DIR holds a running world; sets W and loads world.env
+running_world() {
+    abs_dir "$1"; W=$REPLY
+    [[ -e $W/.world && -f $W/world.env ]] || die "$W is not a started world"
+    local pid comm=""
+    read -r pid < "$W/run/knotd.pid" 2>/dev/null || die "$W: no knotd running"
+    read -r comm 2>/dev/null < "/proc/$pid/comm" || true
+    [[ $comm == knotd ]] || die "$W: knotd is not running"
+    # shellcheck disable=SC1091
+    . "$W/world.env"
+}
+
+# set-txt DIR NAME [TEXT...]: replace the TXT RRset at NAME with one record
+# per TEXT (printable ASCII without '"' and '\'; split into 255-byte
+# character-strings when longer), with the old TTL (WORLD_TXT_TTL=N sets
+# another; 300 if there was no record); no TEXT deletes the RRset.  The unsigned zone file is rewritten
+# (SOA serial + 1), re-signed when the zone is signed, and knot reloads it;
+# returns once knot serves the new RRset.
+cmd_set_txt() {
+    running_world "$1"
+    local name=${2%.} z="" mode="" cand=${2%.} line f i owner ttl="" lines=() out
+    local LC_ALL=C                        # [:print:] = printable ASCII
+    name=${name,,}
+    shift 2
+    # the zone: the longest suffix of NAME that is a world zone
+    while [[ -n $cand ]]; do
+        if [[ -f $W/zones/$cand.zone ]]; then z=$cand; break; fi
+        [[ $cand == *.* ]] || break
+        cand=${cand#*.}
+    done
+    [[ -n $z ]] || die "set-txt: $name is in no zone of the world"
+    if [[ $z == test ]]; then mode=signed
+    else
+        while read -r f i; do [[ $f != "$z" ]] || mode=$i; done < "$W/zones/modes"
+    fi
+    case $mode in signed|insecure) ;;
+        *) die "set-txt: zone $z has mode '$mode'; only signed and insecure zones can be changed" ;; esac
+
+    # rewrite zones/Z.zone: drop the TXT RRset at NAME, bump the SOA serial
+    while IFS= read -r line; do
+        read -r -a f <<<"$line"
+        if ((${#f[@]} >= 2)) && [[ ${f[0]} != \$* ]]; then
+            owner=${f[0],,}
+            case $owner in
+                @)   owner=$z ;;
+                *.)  owner=${owner%.} ;;
+                *)   owner=$owner.$z ;;
+            esac
+            i=1
+            [[ ${f[i]} =~ ^[0-9]+$ ]] && i=2
+            [[ ${f[i]:-} == IN ]] && i=$((i + 1))
+            if [[ ${f[i]:-} == TXT && $owner == "$name" ]]; then
+                [[ ! ${f[1]} =~ ^[0-9]+$ ]] || ttl=${f[1]}   # keep its TTL
+                continue
+            fi
+            if [[ ${f[i]:-} == SOA && $owner == "$z" ]]; then
+                f[i + 3]=$((f[i + 3] + 1))
+                line="${f[*]}"
+            fi
+        fi
+        lines+=("$line")
+    done < "$W/zones/$z.zone"
+    local text rec
+    for text in "$@"; do
+        [[ -n $text && $text != *[\"\\]* && $text != *[![:print:]]* ]] \
+            || die "set-txt: TEXT must be printable ASCII without '\"' and '\\': $text"
+        rec="$name. ${WORLD_TXT_TTL:-${ttl:-$TTL}} TXT"
+        while [[ -n $text ]]; do                   # character-strings <= 255
+            rec+=" \"${text:0:255}\""
+            text=${text:255}
+        done
+        lines+=("$rec")
+    done
+    printf '%s\n' "${lines[@]}" > "$W/zones/$z.zone"
+
+    if [[ $mode == signed ]]; then
+        local zsk ksk now=$EPOCHSECONDS
+        only_file "$W/keys/zsk" 'K*.private'; zsk=${REPLY%.private}
+        only_file "$W/keys/ksk" 'K*.private'; ksk=${REPLY%.private}
+        ldns-signzone -o "$z." -i $((now - 86400)) -e $((now + 30 * 86400)) \
+            -f "$W/zones/$z.zone.signed" "$W/zones/$z.zone" "$zsk" "$ksk" >/dev/null \
+            || die "set-txt: ldns-signzone $z failed"
+    fi
+    knotc -s "$W/knot/run/knot.sock" -b zone-reload "$z." >/dev/null \
+        || die "set-txt: knotc zone-reload $z. failed (see $W/knot/knot.log)"
+
+    # wait until knot serves exactly the new RRset
+    local want=("$@") got=() deadline
+    us; deadline=$((REPLY + 5000000))
+    while :; do
+        out=$(kdig @127.0.0.1 -p "$DNS_PORT" +tcp +retry=0 +timeout=1 +short TXT "$name." 2>/dev/null) || out="?"
+        got=()
+        while IFS= read -r line; do
+            [[ -z $line ]] && continue
+            line=${line//\" \"/}              # kdig prints pieces as "a" "b"
+            line=${line#\"}; line=${line%\"}
+            got+=("$line")
+        done <<<"$out"
+        if [[ $out != "?" ]] && ((${#got[@]} == ${#want[@]})); then
+            local ok=1 w g hit
+            for w in "${want[@]}"; do
+                hit=0
+                for g in "${got[@]}"; do [[ $g != "$w" ]] || hit=1; done
+                ((hit)) || ok=0
+            done
+            ((ok)) && break
+        fi
+        us
+        ((REPLY < deadline)) || die "set-txt: knot does not serve the new TXT at $name (got: ${out:-nothing})"
+        nap 0.02
+    done
+    log "set-txt: $name TXT now ${*:-(deleted)} (zone $z, $mode)"
+}
+
+# set-file DIR VHOST FILE: serve FILE ("-": stdin) as VHOST's
+# /.well-known/mta-sts.txt (an sts-* vhost, e.g. mta-sts.sts-changing.test);
+# the file is replaced atomically, nginx serves it on the next request.
+cmd_set_file() {
+    running_world "$1"
+    local dir="$W/nginx/sts/$2/.well-known"
+    [[ $2 != */* && -d $dir ]] || die "set-file: $2 is not an sts vhost of this world"
+    if [[ $3 == - ]]; then
+        cat > "$dir/.mta-sts.txt.new"
+    else
+        cp -- "$3" "$dir/.mta-sts.txt.new" || die "set-file: cannot read $3"
+    fi
+    chmod 644 "$dir/.mta-sts.txt.new"
+    mv -f -- "$dir/.mta-sts.txt.new" "$dir/mta-sts.txt"
+}
+
+usage() {
+    echo "usage: $SELF start|stop DIR" >&2
+    echo "       $SELF set-txt DIR NAME [TEXT...]" >&2
+    echo "       $SELF set-file DIR VHOST FILE|-" >&2
+    exit 2
+}
 
 main() {
-    (($# == 2)) || usage
+    (($# >= 2)) || usage
     case $1 in
-        start) cmd_start "$2" ;;
-        stop)  cmd_stop "$2" ;;
-        *)     usage ;;
+        start)    (($# == 2)) || usage; cmd_start "$2" ;;
+        stop)     (($# == 2)) || usage; cmd_stop "$2" ;;
+        set-txt)  (($# >= 3)) || usage; shift; cmd_set_txt "$@" ;;
+        set-file) (($# == 4)) || usage; shift; cmd_set_file "$@" ;;
+        *)        usage ;;
     esac
 }
 

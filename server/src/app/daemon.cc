@@ -87,12 +87,16 @@ void Daemon::Shutdown(absl::Duration grace) {
 
 Daemon::~Daemon() {
   Shutdown(absl::ZeroDuration());
-  // Order: nothing may call into the adapters once they are gone.
+  // Order matters: destroying an adapter completes its pending work, whose
+  // callbacks run into the resolver (and its policy fetcher) and the store.
+  // DNS goes first (its callbacks may still queue policy fetches), then
+  // HTTPS (its callbacks complete those fetches), and only then the
+  // resolver and the store they call into.
   server_.reset();
   service_.reset();
-  resolver_.reset();
-  https_.reset();
   dns_.reset();
+  https_.reset();
+  resolver_.reset();
   store_.reset();
   clock_.reset();
 }

@@ -47,8 +47,8 @@ class Daemon {
  private:
   Daemon() = default;
 
-  // Declared first, destroyed last: pending fetches complete into the store
-  // when the adapters shut down.
+  // Destroyed explicitly in ~Daemon, in the order that lets the adapters'
+  // pending callbacks complete into live objects.
   std::unique_ptr<Clock> clock_;
   std::unique_ptr<sts::PolicyStore> store_;
   std::unique_ptr<UnboundDnsClient> dns_;

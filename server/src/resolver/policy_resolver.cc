@@ -279,7 +279,11 @@ void Resolution::OnStsTxt(DnsResult txt) {
     txt_failed_ = state.kind == sts::TxtState::Kind::kFailed;
     if (txt.ok() && !LookupFailed(txt)) txt_ttl_ = txt->ttl;
     policy_ = plan.cached;
-    sts_note_ = why.empty() ? plan.note : absl::StrCat(why, "; ", plan.note);
+    // The parser's reason says more than the store's note unless the store
+    // has something to add (a cached policy, a fetch).
+    sts_note_ = why.empty() ? plan.note
+                : (plan.cached || plan.fetch) ? absl::StrCat(why, "; ", plan.note)
+                                              : why;
   }
   if (!plan.fetch) {
     BranchDone();

@@ -4,10 +4,14 @@
 #include <google/protobuf/wire_format_lite.h>
 #include <grpcpp/support/proto_buffer_writer.h>
 
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 
 namespace mxpolicy {
 
@@ -50,27 +54,96 @@ absl::StatusOr<std::string> DecodeResolveRequestDomain(
   return domain;
 }
 
-grpc::ServerUnaryReactor* PolicyService::Resolve(
-    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
-    grpc::ByteBuffer* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<std::string> domain = DecodeResolveRequestDomain(*request);
-  if (!domain.ok()) {
-    reactor->Finish(ToGrpcStatus(domain.status()));
-    return reactor;
-  }
-  resolver_.Resolve(*domain, [reactor, response](
-                                 absl::StatusOr<v1::ResolveResponse> result) {
+namespace {
+
+// A Resolve call. The resolution may outlive the call (it keeps going to
+// fill the caches), so the reactor and the resolution share a small state:
+// whichever comes first — the resolution's answer or the call's
+// cancellation (client deadline, server shutdown grace) — finishes the call,
+// exactly once; the other one finds it finished.
+class ResolveCall {
+ public:
+  explicit ResolveCall(grpc::ByteBuffer* response) : response_(response) {}
+
+  void Answer(absl::StatusOr<v1::ResolveResponse> result) {
+    grpc::ServerUnaryReactor* reactor = Claim();
+    if (reactor == nullptr) return;
     if (!result.ok()) {
       reactor->Finish(ToGrpcStatus(result.status()));
       return;
     }
     bool own_buffer = false;
-    grpc::Status status =
+    reactor->Finish(
         grpc::GenericSerialize<grpc::ProtoBufferWriter, v1::ResolveResponse>(
-            *result, response, &own_buffer);
-    reactor->Finish(status);
-  });
+            *result, response_, &own_buffer));
+  }
+
+  void Cancelled() {
+    grpc::ServerUnaryReactor* reactor = Claim();
+    if (reactor == nullptr) return;
+    reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED,
+                                 "call cancelled before the answer"));
+  }
+
+  void Attach(grpc::ServerUnaryReactor* reactor) {
+    absl::MutexLock lock(&mu_);
+    reactor_ = reactor;
+  }
+  void Detach() {
+    absl::MutexLock lock(&mu_);
+    reactor_ = nullptr;
+  }
+
+ private:
+  // The reactor, for the one caller that may finish the call; nullptr for
+  // everyone else. The reactor stays alive until that Finish (OnDone comes
+  // only after it), and Finish runs outside the lock because gRPC may call
+  // OnDone → Detach() from inside it.
+  grpc::ServerUnaryReactor* Claim() {
+    absl::MutexLock lock(&mu_);
+    if (reactor_ == nullptr || finished_) return nullptr;
+    finished_ = true;
+    return reactor_;
+  }
+
+  absl::Mutex mu_;
+  grpc::ServerUnaryReactor* reactor_ ABSL_GUARDED_BY(mu_) = nullptr;
+  grpc::ByteBuffer* const response_;  // valid until the call is finished
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+class ResolveReactor final : public grpc::ServerUnaryReactor {
+ public:
+  explicit ResolveReactor(std::shared_ptr<ResolveCall> call)
+      : call_(std::move(call)) {
+    call_->Attach(this);
+  }
+  void OnCancel() override { call_->Cancelled(); }
+  void OnDone() override {
+    call_->Detach();
+    delete this;
+  }
+
+ private:
+  std::shared_ptr<ResolveCall> call_;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* PolicyService::Resolve(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  auto call = std::make_shared<ResolveCall>(response);
+  auto* reactor = new ResolveReactor(call);
+  absl::StatusOr<std::string> domain = DecodeResolveRequestDomain(*request);
+  if (!domain.ok()) {
+    call->Answer(domain.status());
+    return reactor;
+  }
+  resolver_.Resolve(*domain,
+                    [call](absl::StatusOr<v1::ResolveResponse> result) {
+                      call->Answer(std::move(result));
+                    });
   return reactor;
 }
 
