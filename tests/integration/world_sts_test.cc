@@ -5,11 +5,14 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cctype>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "mxpolicy/v1/mxpolicy.grpc.pb.h"
@@ -168,6 +171,56 @@ std::vector<StsWant> Cases() {
        -1, "prov1", kPkix, true},
   };
   return cases;
+}
+
+// Runs tests/world/world.sh with arguments; true on exit 0.
+bool WorldSh(const std::vector<std::string>& args) {
+  std::string cmd = absl::StrCat("bash '", WORLD_SH_PATH, "'");
+  for (const std::string& a : args) absl::StrAppend(&cmd, " '", a, "'");
+  return std::system(cmd.c_str()) == 0;
+}
+
+v1::ResolveResponse ResolveOrDie(v1::PolicyResolver::Stub& stub,
+                                 const std::string& domain) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(15));
+  v1::ResolveRequest request;
+  request.set_domain(domain);
+  v1::ResolveResponse r;
+  grpc::Status status = stub.Resolve(&context, request, &r);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return r;
+}
+
+// SPEC D2, A8: the TXT id changes while the server runs (TXT TTL 1 s); the
+// next resolution fetches the new policy and replaces the cached one.
+TEST_F(WorldStsTest, IdChangeWhileRunningFetchesTheNewPolicy) {
+  absl::StatusOr<testing::WorldEnv> env = testing::LoadWorldEnv();
+  ASSERT_TRUE(env.ok());
+  v1::ResolveResponse first = ResolveOrDie(*stub_, "sts-changing.test");
+  ASSERT_EQ(first.sts_policy().id(), "v1") << first.reason();
+  EXPECT_EQ(first.decision(), v1::DECISION_STS_ENFORCE);
+
+  const std::string body = absl::StrCat(env->dir, "/changing-v2.txt");
+  FILE* f = fopen(body.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  fputs("version: STSv1\nmode: testing\nmx: mx.sts-changing.test\n"
+        "max_age: 3600\n", f);
+  fclose(f);
+  ASSERT_TRUE(WorldSh({"set-file", env->dir, "mta-sts.sts-changing.test", body}));
+  // Unchanged id: the cached policy stays, no fetch (D1/D2).
+  EXPECT_EQ(ResolveOrDie(*stub_, "sts-changing.test").sts_policy().mode(),
+            v1::STS_MODE_ENFORCE);
+  ASSERT_TRUE(WorldSh({"set-txt", env->dir, "_mta-sts.sts-changing.test",
+                       "v=STSv1; id=v2;"}));
+  absl::SleepFor(absl::Milliseconds(1500));  // the TXT TTL is 1 s
+  v1::ResolveResponse second = ResolveOrDie(*stub_, "sts-changing.test");
+  EXPECT_EQ(second.sts_policy().id(), "v2") << second.reason();
+  EXPECT_EQ(second.sts_policy().mode(), v1::STS_MODE_TESTING);
+  EXPECT_EQ(second.decision(), v1::DECISION_STS_TESTING);
+  EXPECT_GE(second.sts_policy().fetched_at().seconds(),
+            first.sts_policy().fetched_at().seconds());
 }
 
 INSTANTIATE_TEST_SUITE_P(World, WorldStsTest, ::testing::ValuesIn(Cases()),

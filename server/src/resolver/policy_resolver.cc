@@ -289,9 +289,11 @@ void Resolution::OnStsTxt(DnsResult txt) {
     BranchDone();
     return;
   }
-  // A cached policy applies while the fetch runs on in the background
-  // (SPEC B8, D2); without one, this resolution waits for the fetch.
-  const bool wait = !plan.cached.has_value();
+  // A new or changed id: wait for the fetch (it runs on, and fills the
+  // cache, even if the caller gives up — SPEC B8); on failure the cached
+  // policy, if any, applies (D2). A proactive refresh (D5) of an unchanged
+  // id runs in the background while the cached policy answers.
+  const bool wait = !plan.refresh;
   fetcher_.Fetch(domain_, plan.fetch_id,
                  [self = wait ? shared_from_this() : nullptr](
                      PolicyFetchOutcome outcome) {
