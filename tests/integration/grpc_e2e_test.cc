@@ -112,6 +112,29 @@ TEST_F(GrpcEndToEndTest, ResolveSecureDaneDomain) {
   EXPECT_GT(r.ttl().seconds(), 0);
 }
 
+TEST_F(GrpcEndToEndTest, SecondResolveComesFromTheCacheUntilInvalidated) {
+  v1::ResolveResponse first, second, third;
+  ASSERT_TRUE(Resolve("nodane.test", &first).ok());
+  EXPECT_EQ(first.source(), v1::SOURCE_FRESH);
+  EXPECT_GE(first.ttl().seconds(), 60);  // positive floor
+  ASSERT_TRUE(Resolve("NODANE.test.", &second).ok());
+  EXPECT_EQ(second.source(), v1::SOURCE_CACHE);
+  EXPECT_LE(second.ttl().seconds(), first.ttl().seconds());
+  EXPECT_EQ(second.decision(), first.decision());
+  EXPECT_EQ(second.mx_hosts_size(), first.mx_hosts_size());
+
+  grpc::ClientContext context;
+  v1::InvalidateRequest request;
+  request.set_domain("nodane.test");
+  v1::InvalidateResponse response;
+  ASSERT_TRUE(stub_->Invalidate(&context, request, &response).ok());
+  EXPECT_EQ(response.domain(), "nodane.test");
+  EXPECT_TRUE(response.decision_dropped());
+  EXPECT_FALSE(response.policy_dropped());
+  ASSERT_TRUE(Resolve("nodane.test", &third).ok());
+  EXPECT_EQ(third.source(), v1::SOURCE_FRESH);
+}
+
 TEST_F(GrpcEndToEndTest, EveryBadInputClassIsInvalidArgument) {
   for (const std::string& bad : std::vector<std::string>{
            "", std::string(254, 'a'), std::string(64, 'a') + ".test",

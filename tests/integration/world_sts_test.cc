@@ -51,6 +51,9 @@ class WorldStsTest : public ::testing::TestWithParam<StsWant> {
     config.sts_https_port = env->https_port;
     config.dns_timeout = absl::Seconds(5);
     config.fetch_timeout = absl::Seconds(2);  // the stalling host
+    // Decisions are cached for at most 1 s here, so that the changing-id
+    // case sees the new TXT record right after its 1 s TTL.
+    config.max_ttl = absl::Seconds(1);
     absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Create(config);
     ASSERT_TRUE(daemon.ok()) << daemon.status();
     daemon_ = daemon->release();

@@ -31,6 +31,12 @@ struct ServerConfig {
   bool dns_qname_minimisation = false;
   absl::Duration fetch_connect_timeout = absl::Seconds(5);
   absl::Duration fetch_timeout = absl::Seconds(20);
+  // L1 decision cache (DESIGN.md "Caching").
+  size_t cache_entries = 100000;
+  size_t cache_shards = 0;  // 0: 4 × hardware threads
+  absl::Duration max_ttl = absl::Hours(1);
+  absl::Duration tempfail_ttl = absl::Seconds(30);
+  size_t max_cold_resolutions = 1000;
   // How long SIGTERM waits for in-flight calls before cancelling them.
   absl::Duration shutdown_grace = absl::Seconds(10);
 };

@@ -6,9 +6,11 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "server/src/cache/decision_cache.h"
 #include "server/src/common/clock.h"
 #include "server/src/dns/unbound_dns_client.h"
 #include "server/src/https/curl_https_fetcher.h"
+#include "server/src/resolver/caching_resolver.h"
 #include "server/src/resolver/policy_resolver.h"
 #include "server/src/rpc/policy_service.h"
 #include "server/src/sts/policy_store.h"
@@ -46,7 +48,16 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
       config.sts_discovery_failure_tempfail;
   d->resolver_ = std::make_unique<PolicyResolver>(*d->dns_, *d->https_,
                                                   *d->store_, resolver);
-  d->service_ = std::make_unique<PolicyService>(*d->resolver_);
+  d->cache_ = std::make_unique<DecisionCache>(
+      *d->clock_, DecisionCache::Options{.shards = config.cache_shards,
+                                         .max_entries = config.cache_entries});
+  CachingResolver::Options caching;
+  caching.max_ttl = config.max_ttl;
+  caching.tempfail_ttl = config.tempfail_ttl;
+  caching.max_cold_resolutions = config.max_cold_resolutions;
+  d->caching_ = std::make_unique<CachingResolver>(*d->resolver_, *d->cache_,
+                                                  *d->store_, caching);
+  d->service_ = std::make_unique<PolicyService>(*d->caching_);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -96,6 +107,8 @@ Daemon::~Daemon() {
   service_.reset();
   dns_.reset();
   https_.reset();
+  caching_.reset();
+  cache_.reset();
   resolver_.reset();
   store_.reset();
   clock_.reset();

@@ -23,6 +23,8 @@ class UnboundDnsClient;
 class CurlHttpsFetcher;
 class PolicyResolver;
 class PolicyService;
+class DecisionCache;
+class CachingResolver;
 namespace sts {
 class PolicyStore;
 }  // namespace sts
@@ -54,6 +56,8 @@ class Daemon {
   std::unique_ptr<UnboundDnsClient> dns_;
   std::unique_ptr<CurlHttpsFetcher> https_;
   std::unique_ptr<PolicyResolver> resolver_;
+  std::unique_ptr<DecisionCache> cache_;
+  std::unique_ptr<CachingResolver> caching_;
   std::unique_ptr<PolicyService> service_;
   std::unique_ptr<grpc::Server> server_;
   // Periodic maintenance (MTA-STS daily refresh): one thread for the

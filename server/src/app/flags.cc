@@ -74,6 +74,20 @@ std::function<absl::Status(absl::string_view)> SetBool(bool& out,
   };
 }
 
+std::function<absl::Status(absl::string_view)> SetCount(size_t& out,
+                                                       absl::string_view name,
+                                                       size_t min) {
+  return [&out, name = std::string(name), min](absl::string_view v) {
+    uint64_t n = 0;
+    if (!absl::SimpleAtoi(v, &n) || n < min) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--", name, ": want a whole number >= ", min, ", got \"", v, "\""));
+    }
+    out = static_cast<size_t>(n);
+    return absl::OkStatus();
+  };
+}
+
 std::vector<Flag> ServerFlags(ServerConfig& c) {
   const ServerConfig d;
   auto dur = [](absl::Duration x) { return absl::FormatDuration(x); };
@@ -126,6 +140,27 @@ std::vector<Flag> ServerFlags(ServerConfig& c) {
        SetDuration(c.fetch_connect_timeout, "fetch-connect-timeout")},
       {"fetch-timeout", "Total time limit for an MTA-STS policy fetch.",
        dur(d.fetch_timeout), SetDuration(c.fetch_timeout, "fetch-timeout")},
+      {"cache-entries",
+       "Entry budget of the in-memory decision cache (least recently used "
+       "entries make room).",
+       absl::StrCat(d.cache_entries), SetCount(c.cache_entries, "cache-entries", 1)},
+      {"cache-shards",
+       "Shards of the decision cache, each with its own lock; 0 picks 4 x "
+       "hardware threads.",
+       absl::StrCat(d.cache_shards), SetCount(c.cache_shards, "cache-shards", 0)},
+      {"max-ttl",
+       "Longest time a decision is cached and the longest TTL callers are "
+       "given (positive answers get at least 60s).",
+       dur(d.max_ttl), SetDuration(c.max_ttl, "max-ttl")},
+      {"tempfail-ttl",
+       "How long a TEMPFAIL decision is cached, so a broken domain cannot "
+       "flood the DNS.",
+       dur(d.tempfail_ttl), SetDuration(c.tempfail_ttl, "tempfail-ttl")},
+      {"max-cold-resolutions",
+       "Bound on concurrent uncached resolutions; beyond it callers get "
+       "RESOURCE_EXHAUSTED at once (cache hits are never refused).",
+       absl::StrCat(d.max_cold_resolutions),
+       SetCount(c.max_cold_resolutions, "max-cold-resolutions", 1)},
       {"shutdown-grace",
        "On SIGTERM/SIGINT, how long in-flight calls may run before they are "
        "cancelled.",

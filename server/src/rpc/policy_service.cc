@@ -2,7 +2,6 @@
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
-#include <grpcpp/support/proto_buffer_writer.h>
 
 #include <memory>
 #include <string>
@@ -11,6 +10,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
 
 namespace mxpolicy {
@@ -65,17 +65,17 @@ class ResolveCall {
  public:
   explicit ResolveCall(grpc::ByteBuffer* response) : response_(response) {}
 
-  void Answer(absl::StatusOr<v1::ResolveResponse> result) {
+  // `result` is a serialized ResolveResponse.
+  void Answer(absl::StatusOr<std::string> result) {
     grpc::ServerUnaryReactor* reactor = Claim();
     if (reactor == nullptr) return;
     if (!result.ok()) {
       reactor->Finish(ToGrpcStatus(result.status()));
       return;
     }
-    bool own_buffer = false;
-    reactor->Finish(
-        grpc::GenericSerialize<grpc::ProtoBufferWriter, v1::ResolveResponse>(
-            *result, response_, &own_buffer));
+    grpc::Slice slice(*std::move(result));
+    *response_ = grpc::ByteBuffer(&slice, 1);
+    reactor->Finish(grpc::Status::OK);
   }
 
   void Cancelled() {
@@ -140,10 +140,38 @@ grpc::ServerUnaryReactor* PolicyService::Resolve(
     call->Answer(domain.status());
     return reactor;
   }
-  resolver_.Resolve(*domain,
-                    [call](absl::StatusOr<v1::ResolveResponse> result) {
-                      call->Answer(std::move(result));
-                    });
+  resolver_.Resolve(*domain, [call](absl::StatusOr<std::string> result) {
+    call->Answer(std::move(result));
+  });
+  return reactor;
+}
+
+bool IsLoopbackPeer(absl::string_view peer) {
+  return absl::StartsWith(peer, "ipv4:127.") ||
+         absl::StartsWith(peer, "ipv6:[::1]") ||
+         absl::StartsWith(peer, "ipv6:%5B::1%5D") ||
+         absl::StartsWith(peer, "unix:");
+}
+
+grpc::ServerUnaryReactor* PolicyService::Invalidate(
+    grpc::CallbackServerContext* context, const v1::InvalidateRequest* request,
+    v1::InvalidateResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!IsLoopbackPeer(context->peer())) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                                 "Invalidate is allowed from loopback only"));
+    return reactor;
+  }
+  absl::StatusOr<CachingResolver::Invalidated> dropped =
+      resolver_.Invalidate(request->domain());
+  if (!dropped.ok()) {
+    reactor->Finish(ToGrpcStatus(dropped.status()));
+    return reactor;
+  }
+  response->set_domain(dropped->domain);
+  response->set_decision_dropped(dropped->decision);
+  response->set_policy_dropped(dropped->policy);
+  reactor->Finish(grpc::Status::OK);
   return reactor;
 }
 

@@ -14,27 +14,41 @@
 
 #include "absl/status/statusor.h"
 #include "mxpolicy/v1/mxpolicy.grpc.pb.h"
-#include "server/src/resolver/policy_resolver.h"
+#include "server/src/resolver/caching_resolver.h"
 
 namespace mxpolicy {
 
 // Contract: Resolve answers INVALID_ARGUMENT for bad domains (with the
 // normaliser's message) and for requests that are not a ResolveRequest on
-// the wire, and OK with a decision otherwise; other resolver errors pass
-// through with their code. Thread-safe; `resolver` must outlive the server.
+// the wire, RESOURCE_EXHAUSTED when too many cold resolutions run, and OK
+// with a decision otherwise; a call cancelled first (deadline, shutdown) is
+// finished at once while its resolution goes on filling the cache.
+// Invalidate is an admin RPC: only callers on a loopback address may use it
+// (PERMISSION_DENIED otherwise). Thread-safe; `resolver` must outlive the
+// server.
 class PolicyService final
-    : public v1::PolicyResolver::WithRawCallbackMethod_Resolve<
-          v1::PolicyResolver::Service> {
+    : public v1::PolicyResolver::WithCallbackMethod_Invalidate<
+          v1::PolicyResolver::WithRawCallbackMethod_Resolve<
+              v1::PolicyResolver::Service>> {
  public:
-  explicit PolicyService(PolicyResolver& resolver) : resolver_(resolver) {}
+  explicit PolicyService(CachingResolver& resolver) : resolver_(resolver) {}
 
   grpc::ServerUnaryReactor* Resolve(grpc::CallbackServerContext* context,
                                     const grpc::ByteBuffer* request,
                                     grpc::ByteBuffer* response) override;
 
+  grpc::ServerUnaryReactor* Invalidate(
+      grpc::CallbackServerContext* context,
+      const v1::InvalidateRequest* request,
+      v1::InvalidateResponse* response) override;
+
  private:
-  PolicyResolver& resolver_;
+  CachingResolver& resolver_;
 };
+
+// True for peers such as "ipv4:127.0.0.1:5000", "ipv6:[::1]:5000" and
+// "unix:...".
+bool IsLoopbackPeer(absl::string_view peer);
 
 // Reads ResolveRequest.domain from its wire form as raw bytes (no UTF-8
 // check; the normaliser does that), skipping unknown fields.

@@ -1,0 +1,144 @@
+#include "server/src/resolver/caching_resolver.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "server/src/common/domain.h"
+
+namespace mxpolicy {
+namespace {
+
+// Protobuf merges a message parsed from concatenated encodings: later
+// scalars win, sub-messages merge. Appending these fields to a cached
+// response turns it into "source CACHE, ttl = time left" without parsing.
+std::string CacheSuffix(absl::Duration remaining) {
+  v1::ResolveResponse suffix;
+  suffix.set_source(v1::SOURCE_CACHE);
+  suffix.mutable_ttl()->set_seconds(
+      std::max<int64_t>(0, absl::ToInt64Seconds(remaining)));
+  return suffix.SerializeAsString();
+}
+
+}  // namespace
+
+CachingResolver::CachingResolver(PolicyResolver& resolver,
+                                 DecisionCache& cache, sts::PolicyStore& store,
+                                 Options options)
+    : resolver_(resolver), cache_(cache), store_(store), options_(options) {}
+
+absl::Duration CachingResolver::CacheTtl(
+    const v1::ResolveResponse& response) const {
+  const absl::Duration dns = absl::Seconds(response.ttl().seconds());
+  switch (response.decision()) {
+    case v1::DECISION_TEMPFAIL:
+    case v1::DECISION_UNSPECIFIED:
+      return std::min(options_.tempfail_ttl, options_.max_ttl);
+    case v1::DECISION_NO_MAIL:  // negative answers: the DNS TTL
+      return std::min(dns, options_.max_ttl);
+    default:
+      // The cap wins over the floor when an operator sets it lower.
+      return std::min(std::max(dns, options_.min_positive_ttl),
+                      options_.max_ttl);
+  }
+}
+
+void CachingResolver::Resolve(absl::string_view domain, Callback done) {
+  absl::StatusOr<std::string> key = NormalizeDomain(domain);
+  if (!key.ok()) {
+    std::move(done)(key.status());
+    return;
+  }
+  if (std::optional<DecisionCache::Hit> hit = cache_.Lookup(*key)) {
+    {
+      absl::MutexLock lock(&mu_);
+      ++counters_.hits;
+    }
+    // Refresh-ahead: re-resolve in the background before the entry expires.
+    if (hit->refresh) StartOrJoin(*key, nullptr, /*refresh=*/true);
+    std::move(done)(hit->response + CacheSuffix(hit->remaining));
+    return;
+  }
+  if (!StartOrJoin(*key, std::move(done), /*refresh=*/false)) return;
+}
+
+bool CachingResolver::StartOrJoin(const std::string& domain, Callback done,
+                                  bool refresh) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = flights_.find(domain);
+    if (it != flights_.end()) {
+      if (done) {
+        it->second.push_back(std::move(done));
+        ++counters_.joins;
+      }
+      return true;
+    }
+    if (cold_in_flight_ >= options_.max_cold_resolutions) {
+      ++counters_.rejected;
+      if (!done) return false;  // a refresh simply does not happen
+      // Released below, outside the lock.
+    } else {
+      ++cold_in_flight_;
+      refresh ? ++counters_.refreshes : ++counters_.misses;
+      std::vector<Callback>& waiters = flights_[domain];
+      if (done) waiters.push_back(std::move(done));
+      done = nullptr;
+    }
+  }
+  if (done) {
+    std::move(done)(absl::ResourceExhaustedError(absl::StrCat(
+        "too many concurrent cold resolutions (", options_.max_cold_resolutions,
+        "); retry shortly")));
+    return false;
+  }
+  resolver_.Resolve(domain,
+                    [this, domain](absl::StatusOr<v1::ResolveResponse> r) {
+                      Complete(domain, std::move(r));
+                    });
+  return true;
+}
+
+void CachingResolver::Complete(const std::string& domain,
+                               absl::StatusOr<v1::ResolveResponse> result) {
+  absl::StatusOr<std::string> wire;
+  if (result.ok()) {
+    const absl::Duration ttl = CacheTtl(*result);
+    result->mutable_ttl()->set_seconds(absl::ToInt64Seconds(ttl));
+    wire = result->SerializeAsString();
+    cache_.Insert(domain, *wire, ttl);
+  } else {
+    wire = result.status();
+  }
+  std::vector<Callback> waiters;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = flights_.find(domain);
+    if (it != flights_.end()) {
+      waiters = std::move(it->second);
+      flights_.erase(it);
+    }
+    --cold_in_flight_;
+  }
+  for (Callback& cb : waiters) std::move(cb)(wire);
+}
+
+absl::StatusOr<CachingResolver::Invalidated> CachingResolver::Invalidate(
+    absl::string_view domain) {
+  absl::StatusOr<std::string> key = NormalizeDomain(domain);
+  if (!key.ok()) return key.status();
+  Invalidated out;
+  out.domain = *key;
+  out.decision = cache_.Erase(*key);
+  out.policy = store_.Get(*key).has_value();
+  store_.Forget(*key);
+  return out;
+}
+
+CachingResolver::Counters CachingResolver::counters() const {
+  absl::MutexLock lock(&mu_);
+  return counters_;
+}
+
+}  // namespace mxpolicy

@@ -1,0 +1,89 @@
+// CachingResolver: PolicyResolver behind the L1 DecisionCache, with
+// single-flight (concurrent misses for one domain share one resolution),
+// refresh-ahead (a hit near expiry re-resolves in the background, so steady
+// traffic never waits on DNS), admission control (a bound on concurrent
+// cold resolutions) and the TTL rules of DESIGN.md "Caching". Answers are
+// serialized ResolveResponses, ready for the wire.
+#ifndef MXPOLICY_RESOLVER_CACHING_RESOLVER_H_
+#define MXPOLICY_RESOLVER_CACHING_RESOLVER_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/src/cache/decision_cache.h"
+#include "server/src/resolver/policy_resolver.h"
+
+namespace mxpolicy {
+
+// Contract: Resolve() never blocks; `done` runs exactly once — at once for
+// cache hits, INVALID_ARGUMENT and RESOURCE_EXHAUSTED, else when the shared
+// resolution completes (on an adapter thread). A caller that stops waiting
+// simply ignores its callback: the resolution runs on and fills the cache.
+// Thread-safe.
+class CachingResolver {
+ public:
+  struct Options {
+    // Longest a decision is cached (and the TTL callers are told).
+    absl::Duration max_ttl = absl::Hours(1);
+    // Shortest TTL of a positive decision (DANE_*, STS_*, NONE).
+    absl::Duration min_positive_ttl = absl::Seconds(60);
+    // How long a TEMPFAIL is cached, so a broken domain cannot melt DNS.
+    absl::Duration tempfail_ttl = absl::Seconds(30);
+    // Bound on concurrent cold resolutions; beyond it RESOURCE_EXHAUSTED.
+    size_t max_cold_resolutions = 1000;
+  };
+
+  using Callback = absl::AnyInvocable<void(absl::StatusOr<std::string>) &&>;
+
+  struct Counters {
+    uint64_t hits = 0, misses = 0, joins = 0, refreshes = 0, rejected = 0;
+  };
+
+  CachingResolver(PolicyResolver& resolver, DecisionCache& cache,
+                  sts::PolicyStore& store, Options options);
+
+  // The serialized ResolveResponse for `domain`: from the cache (source
+  // CACHE, ttl = time left) or freshly resolved (source FRESH).
+  void Resolve(absl::string_view domain, Callback done);
+
+  struct Invalidated {
+    std::string domain;
+    bool decision = false;
+    bool policy = false;
+  };
+  // Drops the domain's cached decision and MTA-STS policy.
+  // INVALID_ARGUMENT for a bad domain.
+  absl::StatusOr<Invalidated> Invalidate(absl::string_view domain);
+
+  Counters counters() const;
+
+ private:
+  // Starts (or joins) the resolution of `domain`; `done` may be empty for
+  // a background refresh. Returns false when admission control refused.
+  bool StartOrJoin(const std::string& domain, Callback done, bool refresh);
+  void Complete(const std::string& domain,
+                absl::StatusOr<v1::ResolveResponse> result);
+  absl::Duration CacheTtl(const v1::ResolveResponse& response) const;
+
+  PolicyResolver& resolver_;
+  DecisionCache& cache_;
+  sts::PolicyStore& store_;
+  const Options options_;
+
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::vector<Callback>> flights_
+      ABSL_GUARDED_BY(mu_);
+  size_t cold_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  Counters counters_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace mxpolicy
+
+#endif  // MXPOLICY_RESOLVER_CACHING_RESOLVER_H_

@@ -1,0 +1,295 @@
+// The L1 decision cache and CachingResolver on a fake clock and a fake DNS
+// (issue "Engine at speed"; DESIGN.md "Caching"): TTL and LRU, negative and
+// TEMPFAIL TTLs, refresh-ahead, single-flight with callers leaving early,
+// admission control, Invalidate.
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/src/cache/decision_cache.h"
+#include "server/src/resolver/caching_resolver.h"
+
+namespace mxpolicy {
+namespace {
+
+using ::testing::HasSubstr;
+
+class FakeClock : public Clock {
+ public:
+  absl::Time Now() const override { return now_; }
+  void Advance(absl::Duration d) { now_ += d; }
+
+ private:
+  absl::Time now_ = absl::FromUnixSeconds(1'700'000'000);
+};
+
+// ---- DecisionCache ----
+
+TEST(DecisionCacheTest, ExpiresAfterTtl) {
+  FakeClock clock;
+  DecisionCache cache(clock, {.shards = 1, .max_entries = 10});
+  cache.Insert("a.example", "bytes", absl::Seconds(60));
+  ASSERT_TRUE(cache.Lookup("a.example").has_value());
+  EXPECT_EQ(cache.Lookup("a.example")->remaining, absl::Seconds(60));
+  clock.Advance(absl::Seconds(59));
+  EXPECT_EQ(cache.Lookup("a.example")->response, "bytes");
+  clock.Advance(absl::Seconds(1));
+  EXPECT_FALSE(cache.Lookup("a.example").has_value());
+  EXPECT_EQ(cache.size(), 0u);
+  cache.Insert("b.example", "x", absl::ZeroDuration());  // not stored
+  EXPECT_FALSE(cache.Lookup("b.example").has_value());
+}
+
+TEST(DecisionCacheTest, LeastRecentlyUsedMakesRoom) {
+  FakeClock clock;
+  DecisionCache cache(clock, {.shards = 1, .max_entries = 3});
+  for (const char* d : {"a", "b", "c"}) cache.Insert(d, d, absl::Hours(1));
+  ASSERT_TRUE(cache.Lookup("a").has_value());  // a is now most recent
+  cache.Insert("d", "d", absl::Hours(1));       // evicts b
+  EXPECT_TRUE(cache.Lookup("a").has_value());
+  EXPECT_FALSE(cache.Lookup("b").has_value());
+  EXPECT_TRUE(cache.Lookup("c").has_value());
+  EXPECT_TRUE(cache.Lookup("d").has_value());
+  EXPECT_EQ(cache.size(), 3u);
+  EXPECT_EQ(cache.evictions(), 1u);
+}
+
+TEST(DecisionCacheTest, BudgetHoldsAcrossShards) {
+  FakeClock clock;
+  DecisionCache cache(clock, {.shards = 8, .max_entries = 800});
+  for (int i = 0; i < 10000; ++i) {
+    cache.Insert("d" + std::to_string(i) + ".example", "x", absl::Hours(1));
+  }
+  EXPECT_LE(cache.size(), 800u);
+  EXPECT_GE(cache.evictions(), 9200u);
+}
+
+TEST(DecisionCacheTest, RefreshAheadOnceNearExpiry) {
+  FakeClock clock;
+  DecisionCache cache(clock, {.shards = 1, .max_entries = 10});
+  cache.Insert("a.example", "x", absl::Seconds(800));
+  clock.Advance(absl::Seconds(600));  // 200 s left: not yet in the last 1/8
+  EXPECT_FALSE(cache.Lookup("a.example")->refresh);
+  clock.Advance(absl::Seconds(105));  // 95 s left: inside the window
+  EXPECT_TRUE(cache.Lookup("a.example")->refresh);
+  EXPECT_FALSE(cache.Lookup("a.example")->refresh);  // only one refresher
+  cache.Insert("a.example", "y", absl::Seconds(800));  // refreshed
+  EXPECT_FALSE(cache.Lookup("a.example")->refresh);
+}
+
+TEST(DecisionCacheTest, Erase) {
+  FakeClock clock;
+  DecisionCache cache(clock, {.shards = 2, .max_entries = 10});
+  cache.Insert("a.example", "x", absl::Hours(1));
+  EXPECT_TRUE(cache.Erase("a.example"));
+  EXPECT_FALSE(cache.Erase("a.example"));
+  EXPECT_FALSE(cache.Lookup("a.example").has_value());
+}
+
+// ---- CachingResolver over a controllable fake DNS ----
+
+// Answers only when told to: every lookup waits in `pending_` until
+// Release(), so tests control when resolutions complete.
+class HeldDns : public DnsClient {
+ public:
+  void Lookup(absl::string_view name, RrType type, Callback done) override {
+    ++lookups_[{std::string(name), type}];
+    pending_.emplace_back(std::string(name), type, std::move(done));
+  }
+  // Answers every pending lookup: MX per `mx` (NoData when absent), TXT and
+  // TLSA NXDOMAIN, addresses one insecure A record.
+  void Release(const std::map<std::string, DnsResult>& mx) {
+    while (!pending_.empty()) {
+      auto [name, type, done] = std::move(pending_.front());
+      pending_.erase(pending_.begin());
+      DnsAnswer a;
+      a.qname = name;
+      a.canonical_name = name;
+      a.dnssec = DnssecState::kInsecure;
+      a.ttl = absl::Seconds(300);
+      if (type == RrType::kMx) {
+        auto it = mx.find(name);
+        if (it != mx.end()) {
+          std::move(done)(it->second);
+          continue;
+        }
+        a.outcome = DnsOutcome::kNoData;
+      } else if (type == RrType::kA) {
+        a.outcome = DnsOutcome::kData;
+        a.addresses = {"192.0.2.1"};
+      } else if (type == RrType::kAaaa) {
+        a.outcome = DnsOutcome::kNoData;
+      } else {
+        a.outcome = DnsOutcome::kNxDomain;
+      }
+      std::move(done)(a);
+    }
+  }
+  int lookups(const std::string& name, RrType type) {
+    return lookups_[{name, type}];
+  }
+
+ private:
+  std::vector<std::tuple<std::string, RrType, Callback>> pending_;
+  std::map<std::pair<std::string, RrType>, int> lookups_;
+};
+
+class NoFetch : public HttpsFetcher {
+ public:
+  void Fetch(HttpsRequest, Callback done) override {
+    std::move(done)(FetchResult{});
+  }
+};
+
+DnsResult MxOf(std::string host, absl::Duration ttl = absl::Seconds(300)) {
+  DnsAnswer a;
+  a.outcome = DnsOutcome::kData;
+  a.dnssec = DnssecState::kInsecure;
+  a.ttl = ttl;
+  a.mx = {{10, std::move(host)}};
+  return a;
+}
+
+class CachingResolverTest : public ::testing::Test {
+ protected:
+  struct Got {
+    std::optional<absl::StatusOr<v1::ResolveResponse>> value;
+  };
+  std::shared_ptr<Got> Ask(absl::string_view domain) {
+    auto got = std::make_shared<Got>();
+    caching_.Resolve(domain, [got](absl::StatusOr<std::string> wire) {
+      if (!wire.ok()) {
+        got->value = wire.status();
+        return;
+      }
+      v1::ResolveResponse r;
+      EXPECT_TRUE(r.ParseFromString(*wire));
+      got->value = std::move(r);
+    });
+    return got;
+  }
+
+  FakeClock clock_;
+  HeldDns dns_;
+  NoFetch https_;
+  sts::PolicyStore store_{clock_};
+  PolicyResolver resolver_{dns_, https_, store_, PolicyResolver::Options()};
+  DecisionCache cache_{clock_, {.shards = 4, .max_entries = 100}};
+  CachingResolver caching_{resolver_, cache_, store_,
+                           {.max_cold_resolutions = 2}};
+};
+
+TEST_F(CachingResolverTest, SecondAskIsACacheHitWithRemainingTtl) {
+  auto first = Ask("A.example.");
+  dns_.Release({{"a.example", MxOf("mx.a.example")}});
+  ASSERT_TRUE(first->value && first->value->ok());
+  EXPECT_EQ((*first->value)->source(), v1::SOURCE_FRESH);
+  EXPECT_EQ((*first->value)->ttl().seconds(), 300);
+  clock_.Advance(absl::Seconds(100));
+  auto second = Ask("a.example");
+  ASSERT_TRUE(second->value.has_value()) << "a hit answers at once";
+  EXPECT_EQ((*second->value)->source(), v1::SOURCE_CACHE);
+  EXPECT_EQ((*second->value)->ttl().seconds(), 200);
+  EXPECT_EQ((*second->value)->domain(), "a.example");
+  EXPECT_EQ((*second->value)->mx_hosts(0).hostname(), "mx.a.example");
+  EXPECT_EQ(dns_.lookups("a.example", RrType::kMx), 1);
+  EXPECT_EQ(caching_.counters().hits, 1u);
+}
+
+TEST_F(CachingResolverTest, SingleFlightSharesOneResolution) {
+  auto a = Ask("s.example");
+  auto b = Ask("s.example");
+  auto c = Ask("S.EXAMPLE");
+  c.reset();  // a caller that left early: its answer is simply dropped
+  EXPECT_EQ(dns_.lookups("s.example", RrType::kMx), 1);
+  dns_.Release({{"s.example", MxOf("mx.s.example")}});
+  ASSERT_TRUE(a->value && b->value);
+  EXPECT_EQ((*a->value)->mx_hosts(0).hostname(), "mx.s.example");
+  EXPECT_EQ((*b->value)->mx_hosts(0).hostname(), "mx.s.example");
+  EXPECT_EQ(caching_.counters().joins, 2u);
+  EXPECT_EQ(cache_.size(), 1u);  // filled although one caller left
+}
+
+TEST_F(CachingResolverTest, AdmissionControlRefusesColdButNeverHits) {
+  auto a = Ask("a.example");
+  auto b = Ask("b.example");
+  auto c = Ask("c.example");  // third cold resolution: over the bound of 2
+  ASSERT_TRUE(c->value.has_value());
+  EXPECT_EQ(c->value->status().code(), absl::StatusCode::kResourceExhausted);
+  auto a2 = Ask("a.example");  // joining a running flight is not refused
+  EXPECT_FALSE(a2->value.has_value());
+  dns_.Release({});
+  EXPECT_TRUE(a->value->ok() && a2->value->ok() && b->value->ok());
+  EXPECT_TRUE(Ask("a.example")->value->ok());  // a hit, admitted at once
+  EXPECT_EQ(caching_.counters().rejected, 1u);
+}
+
+TEST_F(CachingResolverTest, TtlRules) {
+  // Positive: floor 60 s. Negative (NO_MAIL): the DNS TTL. TEMPFAIL: 30 s.
+  auto pos = Ask("short.example");
+  DnsAnswer nx;
+  nx.outcome = DnsOutcome::kNxDomain;
+  nx.dnssec = DnssecState::kSecure;
+  nx.ttl = absl::Seconds(20);
+  DnsAnswer servfail;
+  servfail.outcome = DnsOutcome::kError;
+  servfail.error = "SERVFAIL";
+  dns_.Release({{"short.example", MxOf("mx.short.example", absl::Seconds(5))}});
+  auto neg = Ask("gone.example");
+  dns_.Release({{"gone.example", nx}});
+  auto temp = Ask("broken.example");
+  dns_.Release({{"broken.example", servfail}});
+  EXPECT_EQ((*pos->value)->ttl().seconds(), 60);
+  EXPECT_EQ((*neg->value)->decision(), v1::DECISION_NO_MAIL);
+  EXPECT_EQ((*neg->value)->ttl().seconds(), 20);
+  EXPECT_EQ((*temp->value)->decision(), v1::DECISION_TEMPFAIL);
+  EXPECT_EQ((*temp->value)->ttl().seconds(), 30);
+  clock_.Advance(absl::Seconds(31));
+  EXPECT_FALSE(Ask("broken.example")->value.has_value()) << "expired: asks DNS";
+  EXPECT_FALSE(Ask("gone.example")->value.has_value()) << "20 s TTL over";
+  EXPECT_TRUE(Ask("short.example")->value.has_value());
+}
+
+TEST_F(CachingResolverTest, RefreshAheadResolvesInTheBackground) {
+  Ask("r.example");
+  dns_.Release({{"r.example", MxOf("mx1.r.example")}});
+  clock_.Advance(absl::Seconds(290));  // inside the last eighth of 300 s
+  auto hit = Ask("r.example");
+  ASSERT_TRUE(hit->value.has_value());  // answered from the cache at once
+  EXPECT_EQ((*hit->value)->mx_hosts(0).hostname(), "mx1.r.example");
+  EXPECT_EQ(dns_.lookups("r.example", RrType::kMx), 2);  // refresh started
+  dns_.Release({{"r.example", MxOf("mx2.r.example")}});
+  clock_.Advance(absl::Seconds(20));  // the old entry would have expired
+  auto after = Ask("r.example");
+  ASSERT_TRUE(after->value.has_value());
+  EXPECT_EQ((*after->value)->mx_hosts(0).hostname(), "mx2.r.example");
+  EXPECT_EQ(caching_.counters().refreshes, 1u);
+}
+
+TEST_F(CachingResolverTest, InvalidateDropsDecisionAndPolicy) {
+  Ask("i.example");
+  dns_.Release({});
+  sts::Policy policy;
+  policy.mode = sts::Mode::kEnforce;
+  policy.mx = {"mx.i.example"};
+  policy.max_age = absl::Hours(24);
+  store_.FetchSucceeded("i.example", "1", policy);
+  absl::StatusOr<CachingResolver::Invalidated> d =
+      caching_.Invalidate("I.example.");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->domain, "i.example");
+  EXPECT_TRUE(d->decision);
+  EXPECT_TRUE(d->policy);
+  EXPECT_FALSE(store_.Get("i.example").has_value());
+  EXPECT_FALSE(Ask("i.example")->value.has_value());  // a miss again
+  EXPECT_EQ(caching_.Invalidate("[bad]").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace mxpolicy
