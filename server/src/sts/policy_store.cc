@@ -76,7 +76,8 @@ StorePlan PolicyStore::Plan(absl::string_view domain, const TxtState& txt) {
       break;
     }
   }
-  if (!entry.policy && entry.failed_id.empty()) entries_.erase(domain);
+  // Nothing cached and no back-off running: keep no state for the domain.
+  if (!entry.policy && now >= entry.retry_after) entries_.erase(domain);
   return plan;
 }
 
