@@ -182,6 +182,21 @@ TEST_F(PolicyStoreTest, C7_MaxAgeZeroExpiresAtOnce) {
   EXPECT_TRUE(store_.Plan("d.example", Valid("1")).fetch);
 }
 
+TEST_F(PolicyStoreTest, BudgetEvictsBackoffsFirstThenNearestExpiryCounted) {
+  PolicyStore small(clock_, PolicyStore::Options{.max_entries = 3});
+  small.FetchSucceeded("long.example", "1", Make(Mode::kEnforce, absl::Hours(48)));
+  small.FetchSucceeded("short.example", "1", Make(Mode::kEnforce, absl::Hours(2)));
+  small.FetchFailed("failing.example", "1");  // back-off only, no policy
+  small.FetchSucceeded("new1.example", "1", Make(Mode::kEnforce, absl::Hours(24)));
+  EXPECT_EQ(small.evictions(), 0u);  // the back-off entry made room
+  EXPECT_TRUE(small.Get("short.example").has_value());
+  small.FetchSucceeded("new2.example", "1", Make(Mode::kEnforce, absl::Hours(24)));
+  EXPECT_EQ(small.evictions(), 1u);  // an unexpired policy had to go
+  EXPECT_FALSE(small.Get("short.example").has_value());  // nearest expiry
+  EXPECT_TRUE(small.Get("long.example").has_value());
+  EXPECT_EQ(small.size(), 3u);
+}
+
 TEST_F(PolicyStoreTest, ForgetDropsPolicyAndBackoff) {
   store_.FetchSucceeded("d.example", "1", Make(Mode::kEnforce, absl::Hours(24 * 7)));
   store_.FetchFailed("d.example", "2");

@@ -81,10 +81,34 @@ StorePlan PolicyStore::Plan(absl::string_view domain, const TxtState& txt) {
   return plan;
 }
 
+void PolicyStore::MakeRoom(absl::Time now) {
+  if (entries_.size() < options_.max_entries) return;
+  // Entries without a policy (expired, or only a back-off) go first.
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    Expire(it->second, now);
+    if (!it->second.policy) {
+      entries_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  while (entries_.size() >= options_.max_entries && !entries_.empty()) {
+    auto victim = entries_.begin();
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if (it->second.policy->expires_at < victim->second.policy->expires_at) {
+        victim = it;
+      }
+    }
+    entries_.erase(victim);
+    ++evictions_;
+  }
+}
+
 CachedPolicy PolicyStore::FetchSucceeded(absl::string_view domain,
                                          absl::string_view id, Policy policy) {
   const absl::Time now = clock_.Now();
   absl::MutexLock lock(&mu_);
+  if (!entries_.contains(domain)) MakeRoom(now);
   Entry& entry = entries_[domain];
   CachedPolicy cached;
   cached.id = std::string(id);
@@ -104,6 +128,7 @@ CachedPolicy PolicyStore::FetchSucceeded(absl::string_view domain,
 bool PolicyStore::FetchFailed(absl::string_view domain, absl::string_view id) {
   const absl::Time now = clock_.Now();
   absl::MutexLock lock(&mu_);
+  if (!entries_.contains(domain)) MakeRoom(now);
   Entry& entry = entries_[domain];
   Expire(entry, now);
   entry.failed_id = std::string(id);
@@ -140,6 +165,16 @@ std::optional<CachedPolicy> PolicyStore::Get(absl::string_view domain) const {
 void PolicyStore::Forget(absl::string_view domain) {
   absl::MutexLock lock(&mu_);
   entries_.erase(domain);
+}
+
+uint64_t PolicyStore::evictions() const {
+  absl::MutexLock lock(&mu_);
+  return evictions_;
+}
+
+size_t PolicyStore::size() const {
+  absl::MutexLock lock(&mu_);
+  return entries_.size();
 }
 
 uint64_t PolicyStore::refresh_failures() const {

@@ -64,6 +64,11 @@ class PolicyStore {
     absl::Duration failure_backoff = absl::Minutes(5);
     absl::Duration refresh_after = absl::Hours(24);
     absl::Duration refresh_jitter = absl::Hours(1);
+    // Policy budget, apart from the decision cache's so that decision churn
+    // never evicts the security state. When full, domains without a policy
+    // go first, then the policy closest to its expiry (counted: evicting an
+    // unexpired policy reopens that domain's downgrade window, §10.2).
+    size_t max_entries = 100000;
   };
   explicit PolicyStore(const Clock& clock) : PolicyStore(clock, Options()) {}
   PolicyStore(const Clock& clock, Options options)
@@ -100,6 +105,10 @@ class PolicyStore {
 
   const Clock& clock() const { return clock_; }
 
+  // Unexpired policies evicted for lack of room since start.
+  uint64_t evictions() const;
+  size_t size() const;
+
  private:
   struct Entry {
     std::optional<CachedPolicy> policy;
@@ -111,6 +120,8 @@ class PolicyStore {
   // Drops an expired policy. Requires mu_.
   void Expire(Entry& entry, absl::Time now) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Makes room for one more entry (see Options::max_entries).
+  void MakeRoom(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Duration RefreshDelay(absl::string_view domain, absl::Time fetched,
                               absl::Duration max_age) const;
 
@@ -119,6 +130,7 @@ class PolicyStore {
   mutable absl::Mutex mu_;
   mutable absl::flat_hash_map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
   uint64_t refresh_failures_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t evictions_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace mxpolicy::sts
