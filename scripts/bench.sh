@@ -3,30 +3,90 @@
 # same run (never absolute times). Loopback only; everything stops by itself.
 #   1. Cold-resolve parallelism: a 50 ms delay in front of the world's DNS;
 #      cold Resolve latency of a 3-MX DANE domain / delay (target < 5).
+#   2. Stampede: 1 000 concurrent Resolve calls for one cold domain behind a
+#      20 ms relay; MX queries and policy fetches counted at the world
+#      (relay log, nginx access log) (target: MX 1, fetches <= 1).
+#   3. Hot path: Resolve with every domain cached vs a canned baseline method
+#      on the same server: throughput ratio (target >= 0.9) and p99 at
+#      10 000 calls/s open loop (target <= 1 ms).
+#   4. Shards: hit-path throughput with --cache-shards=1 / the default.
+#   5. Memory: RSS per cached decision at 10^6 entries (target <= 1 KiB);
+#      RSS flat over 10^5 domains with a 10^4-entry budget.
+# Every benchmark runs even when an earlier one misses its target; the exit
+# status is non-zero if any did. Each command is printed before it runs.
 set -euo pipefail
 BUILD_DIR=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN="$ROOT/$BUILD_DIR/tests"
 RUN=$(mktemp -d /tmp/mxpolicy-bench.XXXXXX)
-relay_pid=
+relay_pids=()
 cleanup() {
-  [ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null && wait "$relay_pid" 2>/dev/null
+  local p
+  for p in ${relay_pids[@]+"${relay_pids[@]}"}; do
+    kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+  done
   bash "$ROOT/tests/world/world.sh" stop "$RUN/world" >/dev/null 2>&1 || true
   rm -rf "$RUN"
 }
 trap cleanup EXIT
 
-MAKEFLAGS= cmake --build "$ROOT/$BUILD_DIR" --target cold_resolve_bench -- --no-print-directory >/dev/null
+free_port() {
+  /usr/bin/python3 -S -I -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_relay NAME DELAY_MS [--log FILE]: a delaying relay in front of knot;
+# writes RUN/NAME-unbound.conf, an unbound config that goes through it.
+start_relay() {
+  local name=$1 delay=$2 port
+  shift 2
+  port=$(free_port)
+  /usr/bin/python3 -I "$ROOT/tests/bench/dns_delay_relay.py" --listen "$port" \
+    --upstream "$DNS_PORT" --delay-ms "$delay" --lifetime 600 "$@" > "$RUN/$name.out" &
+  relay_pids+=($!)
+  for _ in $(seq 100); do grep -q ready "$RUN/$name.out" 2>/dev/null && break; sleep 0.05; done
+  sed "s/@$DNS_PORT/@$port/" "$UNBOUND_CONF" > "$RUN/$name-unbound.conf"
+}
+
+failed=()
+# bench TITLE CMD...: prints the title and the command, runs it, remembers a
+# failure (a missed target or an error) without stopping the others.
+bench() {
+  local title=$1
+  shift
+  echo
+  echo "== $title =="
+  echo "+ ${*#"$ROOT/"}"
+  "$@" || failed+=("$title")
+}
+
+MAKEFLAGS='' cmake --build "$ROOT/$BUILD_DIR" --target cold_resolve_bench \
+  stampede_bench hot_path_bench memory_bench -- --no-print-directory >/dev/null
 bash "$ROOT/tests/world/world.sh" start "$RUN/world" >/dev/null
 # shellcheck disable=SC1091
 . "$RUN/world/world.env"
-DELAY_MS=50
-RELAY_PORT=$(/usr/bin/python3 -S -I -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-/usr/bin/python3 -I "$ROOT/tests/bench/dns_delay_relay.py" --listen "$RELAY_PORT" \
-  --upstream "$DNS_PORT" --delay-ms "$DELAY_MS" --lifetime 300 > "$RUN/relay.out" &
-relay_pid=$!
-for _ in $(seq 100); do grep -q ready "$RUN/relay.out" 2>/dev/null && break; sleep 0.05; done
-sed "s/@$DNS_PORT/@$RELAY_PORT/" "$UNBOUND_CONF" > "$RUN/delayed-unbound.conf"
+export MXPOLICY_WORLD_DIR="$RUN/world"
+start_relay cold 50
+start_relay stampede 20 --log "$RUN/stampede-queries.log"
 
-echo "== cold-resolve parallelism (issue 3) =="
-"$ROOT/$BUILD_DIR/tests/cold_resolve_bench" --unbound-config="$RUN/delayed-unbound.conf" \
-  --delay-ms="$DELAY_MS" --rounds=5
+bench "cold-resolve parallelism (issue 3)" \
+  "$BIN/cold_resolve_bench" --unbound-config="$RUN/cold-unbound.conf" \
+  --delay-ms=50 --rounds=5
+bench "stampede: 1000 concurrent cold Resolve calls, 20 ms DNS delay" \
+  "$BIN/stampede_bench" --unbound-config="$RUN/stampede-unbound.conf" \
+  --relay-log="$RUN/stampede-queries.log" --domain=sts-blank.test --calls=1000
+bench "hot path: Resolve (cached) vs canned baseline on the same server" \
+  "$BIN/hot_path_bench" --mode=hot --pairs=6 --seconds=3 --channels=4 \
+  --concurrency=64 --rate=10000
+bench "shards: hit path with --cache-shards=1 vs the default" \
+  "$BIN/hot_path_bench" --mode=shards --pairs=6 --seconds=3 --channels=4 \
+  --concurrency=64
+bench "memory: RSS per cached decision; RSS under a bounded budget" \
+  "$BIN/memory_bench" --entries=1000000 --budget=10000 --requests=100000 \
+  --template-domain=dane.test
+
+echo
+if ((${#failed[@]})); then
+  printf 'missed target or failed: %s\n' "${failed[@]}"
+  exit 1
+fi
+echo "all benchmarks met their targets"

@@ -1148,7 +1148,9 @@ error_log $n/error.log info;
 events { worker_connections 256; }
 
 http {
-    access_log $n/access.log;
+    # the vhost first, so a benchmark can count requests per vhost
+    log_format world '\$host \$remote_addr [\$time_local] "\$request" \$status \$body_bytes_sent';
+    access_log $n/access.log world;
     client_body_temp_path $n/tmp/client_body;
     proxy_temp_path       $n/tmp/proxy;
     fastcgi_temp_path     $n/tmp/fastcgi;

@@ -18,7 +18,7 @@
 namespace mxpolicy {
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
-    const ServerConfig& config) {
+    const ServerConfig& config, std::vector<grpc::Service*> extra_services) {
   std::unique_ptr<Daemon> d(new Daemon());
 
   UnboundDnsClient::Options dns;
@@ -67,6 +67,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
   builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(),
                            &d->port_);
   builder.RegisterService(d->service_.get());
+  for (grpc::Service* service : extra_services) builder.RegisterService(service);
   d->server_ = builder.BuildAndStart();
   if (d->server_ == nullptr || d->port_ == 0) {
     return absl::UnavailableError(absl::StrCat(

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "absl/synchronization/notification.h"
 
@@ -14,6 +15,7 @@
 
 namespace grpc {
 class Server;
+class Service;
 }  // namespace grpc
 
 namespace mxpolicy {
@@ -37,9 +39,13 @@ class PolicyStore;
 class Daemon {
  public:
   // INVALID_ARGUMENT for bad files or listen address, UNAVAILABLE when the
-  // address cannot be bound.
+  // address cannot be bound. `extra_services` are registered on the same
+  // server next to PolicyResolver (benchmarks add a baseline service there,
+  // so both run in one process and one server); they must outlive the
+  // Daemon. mxpolicyd itself passes none.
   static absl::StatusOr<std::unique_ptr<Daemon>> Create(
-      const ServerConfig& config);
+      const ServerConfig& config,
+      std::vector<grpc::Service*> extra_services = {});
   ~Daemon();
 
   // The bound gRPC port (useful with --listen=host:0).
