@@ -140,12 +140,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> StartDaemon(
     const testing::WorldEnv& env, size_t cache_shards,
     std::vector<grpc::Service*> extra_services) {
   // As in tests/integration/world_dane_test.cc.
-  ServerConfig config;
-  config.listen = "127.0.0.1:0";
-  config.unbound_config = env.unbound_conf;
-  config.trust_anchor_file = env.trust_anchor;
-  config.sts_ca_file = env.ca_file;
-  config.sts_https_port = env.https_port;
+  ServerConfig config = testing::WorldServerConfig(env);
   config.dns_timeout = absl::Seconds(10);
   config.cache_shards = cache_shards;
   return Daemon::Create(config, std::move(extra_services));

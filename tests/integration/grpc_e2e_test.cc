@@ -23,12 +23,7 @@ using ::testing::HasSubstr;
 namespace health = ::grpc::health::v1;
 
 ServerConfig WorldConfig(const testing::WorldEnv& env) {
-  ServerConfig config;
-  config.listen = "127.0.0.1:0";
-  config.unbound_config = env.unbound_conf;
-  config.trust_anchor_file = env.trust_anchor;
-  config.sts_ca_file = env.ca_file;
-  config.sts_https_port = env.https_port;
+  ServerConfig config = testing::WorldServerConfig(env);
   config.dns_timeout = absl::Seconds(3);
   return config;
 }

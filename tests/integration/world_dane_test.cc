@@ -42,12 +42,7 @@ class WorldDaneTest : public ::testing::TestWithParam<DomainWant> {
   static void SetUpTestSuite() {
     absl::StatusOr<testing::WorldEnv> env = testing::LoadWorldEnv();
     ASSERT_TRUE(env.ok()) << env.status();
-    ServerConfig config;
-    config.listen = "127.0.0.1:0";
-    config.unbound_config = env->unbound_conf;
-    config.trust_anchor_file = env->trust_anchor;
-    config.sts_ca_file = env->ca_file;
-    config.sts_https_port = env->https_port;
+    ServerConfig config = testing::WorldServerConfig(*env);
     // mx-100.test: unbound validates its 100 additional A records in
     // batches (~3.5 s); lame.test fails fast.
     config.dns_timeout = absl::Seconds(10);

@@ -47,4 +47,14 @@ absl::StatusOr<WorldEnv> LoadWorldEnv() {
   return env;
 }
 
+ServerConfig WorldServerConfig(const WorldEnv& env) {
+  ServerConfig config;
+  config.listen = "127.0.0.1:0";
+  config.unbound_config = env.unbound_conf;
+  config.trust_anchor_file = env.trust_anchor;
+  config.sts_ca_file = env.ca_file;
+  config.sts_https_port = env.https_port;
+  return config;
+}
+
 }  // namespace mxpolicy::testing

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "server/src/app/config.h"
 
 namespace mxpolicy::testing {
 
@@ -22,6 +23,11 @@ struct WorldEnv {
 
 // Reads the world's env file; FAILED_PRECONDITION when the world is not up.
 absl::StatusOr<WorldEnv> LoadWorldEnv();
+
+// An mxpolicyd config pointed at the world (its unbound config, trust
+// anchor, CA and HTTPS port), listening on a free loopback port. Tests set
+// their own timeouts on top.
+ServerConfig WorldServerConfig(const WorldEnv& env);
 
 }  // namespace mxpolicy::testing
 

@@ -11,6 +11,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/fake_clock.h"
 #include "server/src/cache/decision_cache.h"
 #include "server/src/resolver/caching_resolver.h"
 
@@ -19,19 +20,10 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class FakeClock : public Clock {
- public:
-  absl::Time Now() const override { return now_; }
-  void Advance(absl::Duration d) { now_ += d; }
-
- private:
-  absl::Time now_ = absl::FromUnixSeconds(1'700'000'000);
-};
-
 // ---- DecisionCache ----
 
 TEST(DecisionCacheTest, ExpiresAfterTtl) {
-  FakeClock clock;
+  testing::FakeClock clock;
   DecisionCache cache(clock, {.shards = 1, .max_entries = 10});
   cache.Insert("a.example", "bytes", absl::Seconds(60));
   ASSERT_TRUE(cache.Lookup("a.example").has_value());
@@ -46,7 +38,7 @@ TEST(DecisionCacheTest, ExpiresAfterTtl) {
 }
 
 TEST(DecisionCacheTest, LeastRecentlyUsedMakesRoom) {
-  FakeClock clock;
+  testing::FakeClock clock;
   DecisionCache cache(clock, {.shards = 1, .max_entries = 3});
   for (const char* d : {"a", "b", "c"}) cache.Insert(d, d, absl::Hours(1));
   ASSERT_TRUE(cache.Lookup("a").has_value());  // a is now most recent
@@ -60,7 +52,7 @@ TEST(DecisionCacheTest, LeastRecentlyUsedMakesRoom) {
 }
 
 TEST(DecisionCacheTest, BudgetHoldsAcrossShards) {
-  FakeClock clock;
+  testing::FakeClock clock;
   DecisionCache cache(clock, {.shards = 8, .max_entries = 800});
   for (int i = 0; i < 10000; ++i) {
     cache.Insert("d" + std::to_string(i) + ".example", "x", absl::Hours(1));
@@ -70,7 +62,7 @@ TEST(DecisionCacheTest, BudgetHoldsAcrossShards) {
 }
 
 TEST(DecisionCacheTest, RefreshAheadOnceNearExpiry) {
-  FakeClock clock;
+  testing::FakeClock clock;
   DecisionCache cache(clock, {.shards = 1, .max_entries = 10});
   cache.Insert("a.example", "x", absl::Seconds(800));
   clock.Advance(absl::Seconds(600));  // 200 s left: not yet in the last 1/8
@@ -83,7 +75,7 @@ TEST(DecisionCacheTest, RefreshAheadOnceNearExpiry) {
 }
 
 TEST(DecisionCacheTest, Erase) {
-  FakeClock clock;
+  testing::FakeClock clock;
   DecisionCache cache(clock, {.shards = 2, .max_entries = 10});
   cache.Insert("a.example", "x", absl::Hours(1));
   EXPECT_TRUE(cache.Erase("a.example"));
@@ -174,7 +166,7 @@ class CachingResolverTest : public ::testing::Test {
     return got;
   }
 
-  FakeClock clock_;
+  testing::FakeClock clock_;
   HeldDns dns_;
   NoFetch https_;
   sts::PolicyStore store_{clock_};

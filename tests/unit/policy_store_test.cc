@@ -5,18 +5,10 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/fake_clock.h"
 
 namespace mxpolicy::sts {
 namespace {
-
-class FakeClock : public Clock {
- public:
-  absl::Time Now() const override { return now_; }
-  void Advance(absl::Duration d) { now_ += d; }
-
- private:
-  absl::Time now_ = absl::FromUnixSeconds(1'700'000'000);
-};
 
 Policy Make(Mode mode, absl::Duration max_age) {
   Policy p;
@@ -32,7 +24,7 @@ const TxtState kFailed{TxtState::Kind::kFailed, ""};
 
 class PolicyStoreTest : public ::testing::Test {
  protected:
-  FakeClock clock_;
+  testing::FakeClock clock_;
   PolicyStore store_{clock_, PolicyStore::Options{.refresh_jitter =
                                                       absl::ZeroDuration()}};
 };

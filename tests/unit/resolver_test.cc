@@ -11,6 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/fake_clock.h"
 #include "server/src/resolver/policy_resolver.h"
 
 namespace mxpolicy {
@@ -446,17 +447,8 @@ TEST_F(ResolverTest, A9_DiscoveryFailureFlag) {
   EXPECT_EQ((*r)->decision(), v1::DECISION_TEMPFAIL);
 }
 
-class SteppedClock : public Clock {
- public:
-  absl::Time Now() const override { return now_; }
-  void Advance(absl::Duration d) { now_ += d; }
-
- private:
-  absl::Time now_ = absl::FromUnixSeconds(1'700'000'000);
-};
-
 TEST_F(ResolverTest, D5_DailyRefreshWithoutTraffic) {
-  SteppedClock clock;
+  testing::FakeClock clock;
   sts::PolicyStore store(clock);
   PolicyResolver resolver(dns_, https_, store, PolicyResolver::Options());
   dns_.Set("z.example", RrType::kMx,
