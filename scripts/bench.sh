@@ -81,7 +81,7 @@ bench "shards: hit path with --cache-shards=1 vs the default" \
   "$BIN/hot_path_bench" --mode=shards --pairs=6 --seconds=3 --channels=4 \
   --concurrency=64
 bench "memory: RSS per cached decision; RSS under a bounded budget" \
-  "$BIN/memory_bench" --entries=1000000 --budget=10000 --requests=100000 \
+  "$BIN/memory_bench" --entries=1000000 --budget=10000 --requests=200000 \
   --template-domain=dane.test
 
 echo

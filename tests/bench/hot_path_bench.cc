@@ -231,11 +231,12 @@ int OpenLoopPairs(LoadGenerator& gen, const Flags& flags) {
     p99_ratios.push_back(Ms(c.p99) / Ms(b.p99));
     std::printf("  pair %d (%s first): p50/p99/p99.9/max ms: baseline "
                 "%.3f/%.3f/%.3f/%.1f, Resolve %.3f/%.3f/%.3f/%.1f; pacer "
-                "start lag p99 %.3f/%.3f\n",
+                "start lag p99 %.3f/%.3f%s\n",
                 pair + 1, pair % 2 == 0 ? "baseline" : "Resolve", Ms(b.p50),
                 Ms(b.p99), Ms(b.p999), Ms(b.max), Ms(c.p50), Ms(c.p99),
                 Ms(c.p999), Ms(c.max), Ms(b.start_lag_p99),
-                Ms(c.start_lag_p99));
+                Ms(c.start_lag_p99),
+                b.realtime_pacer ? " (SCHED_FIFO pacer)" : "");
   }
   const double p99 = Median(p99_resolve);
   std::printf("hot path: p99 at %.0f calls/s open loop, median of %d pairs: "

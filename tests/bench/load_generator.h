@@ -43,6 +43,8 @@ struct OpenLoopResult {
   uint64_t errors = 0;
   std::string first_error;
   absl::Duration p50, p99, p999, max;
+  // Whether the pacer ran SCHED_FIFO (as root).
+  bool realtime_pacer = false;
   // How late the pacer started calls (client-side delay, included above).
   absl::Duration start_lag_p99;
 };

@@ -193,6 +193,26 @@ TEST_F(CachingResolverTest, SecondAskIsACacheHitWithRemainingTtl) {
   EXPECT_EQ(caching_.counters().hits, 1u);
 }
 
+// The RPC layer's inline path: hits and bad domains now, misses never.
+TEST_F(CachingResolverTest, TryNowAnswersHitsAndBadDomainsOnly) {
+  EXPECT_FALSE(caching_.TryNow("t.example").has_value()) << "a miss";
+  EXPECT_EQ(dns_.lookups("t.example", RrType::kMx), 0) << "TryNow resolves nothing";
+  std::optional<absl::StatusOr<std::string>> bad = caching_.TryNow("[192.0.2.1]");
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_EQ(bad->status().code(), absl::StatusCode::kInvalidArgument);
+  auto first = Ask("t.example");
+  dns_.Release({{"t.example", MxOf("mx.t.example")}});
+  ASSERT_TRUE(first->value && first->value->ok());
+  clock_.Advance(absl::Seconds(10));
+  std::optional<absl::StatusOr<std::string>> hit = caching_.TryNow("T.example.");
+  ASSERT_TRUE(hit.has_value() && hit->ok());
+  v1::ResolveResponse r;
+  ASSERT_TRUE(r.ParseFromString(**hit));
+  EXPECT_EQ(r.source(), v1::SOURCE_CACHE);
+  EXPECT_EQ(r.ttl().seconds(), 290);
+  EXPECT_EQ(caching_.counters().hits, 1u);
+}
+
 TEST_F(CachingResolverTest, SingleFlightSharesOneResolution) {
   auto a = Ask("s.example");
   auto b = Ask("s.example");

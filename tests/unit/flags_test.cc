@@ -40,7 +40,8 @@ TEST(FlagsTest, ContractNamesParse) {
              "--sts-https-port=8443", "--dns-timeout=1500ms",
              "--fetch-connect-timeout=2s", "--fetch-timeout=3s",
              "--shutdown-grace=4s", "--dns-qname-minimisation=true",
-       "--sts-discovery-failure=tempfail"});
+       "--sts-discovery-failure=tempfail", "--cache-entries=500",
+       "--policy-entries=200", "--cache-shards=1"});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->listen, "127.0.0.1:0");
   EXPECT_EQ(c->unbound_config, "/w/unbound.conf");
@@ -53,6 +54,9 @@ TEST(FlagsTest, ContractNamesParse) {
   EXPECT_EQ(c->shutdown_grace, absl::Seconds(4));
   EXPECT_TRUE(c->dns_qname_minimisation);
   EXPECT_TRUE(c->sts_discovery_failure_tempfail);
+  EXPECT_EQ(c->cache_entries, 500u);
+  EXPECT_EQ(c->policy_entries, 200u);
+  EXPECT_EQ(c->cache_shards, 1u);
 }
 
 TEST(FlagsTest, BadValuesNameTheFlag) {
@@ -66,7 +70,8 @@ TEST(FlagsTest, BadValuesNameTheFlag) {
            {"positional", "unexpected argument"},
            {"--listen", "needs a value"},
            {"--dns-qname-minimisation=maybe", "--dns-qname-minimisation"},
-           {"--sts-discovery-failure=strict", "--sts-discovery-failure"}}) {
+           {"--sts-discovery-failure=strict", "--sts-discovery-failure"},
+           {"--policy-entries=0", "--policy-entries"}}) {
     absl::StatusOr<ServerConfig> c = Parse({arg});
     ASSERT_FALSE(c.ok()) << arg;
     EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << arg;
@@ -85,7 +90,9 @@ TEST(FlagsTest, HelpDocumentsEveryFlag) {
        {"--listen", "--unbound-config", "--trust-anchor-file", "--sts-ca-file",
         "--sts-https-port", "--dns-timeout", "--fetch-connect-timeout",
         "--fetch-timeout", "--shutdown-grace", "--dns-qname-minimisation",
-        "--sts-discovery-failure"}) {
+        "--sts-discovery-failure", "--cache-entries", "--policy-entries",
+        "--cache-shards", "--max-ttl", "--tempfail-ttl",
+        "--max-cold-resolutions"}) {
     EXPECT_THAT(out, ::testing::HasSubstr(name));
   }
   EXPECT_THAT(out, ::testing::HasSubstr("default: 127.0.0.1:8460"));

@@ -593,6 +593,15 @@ _25._tcp.mx1 TLSA 3 1 1 $tlsa_mx1
 multi TXT "v=STSv1; id=ab" "cd;"
 EOF
 
+    # Every name below wild.test (any depth) has this MX: unlimited distinct
+    # DANE domains for the memory benchmark (signed; NSEC proves the
+    # wildcard expansion).
+    define_zone wild.test signed <<EOF
+* MX 10 mx.wild.test.
+mx A 127.0.0.1
+_25._tcp.mx TLSA 3 1 1 $tlsa_mx1
+EOF
+
     define_zone nodane.test signed <<EOF
 @ MX 10 mx.nodane.test.
 @ TXT "hello"

@@ -34,6 +34,8 @@ struct ServerConfig {
   // L1 decision cache (DESIGN.md "Caching").
   size_t cache_entries = 100000;
   size_t cache_shards = 0;  // 0: 4 × hardware threads
+  // MTA-STS policy budget (sts::PolicyStore), apart from decisions.
+  size_t policy_entries = 100000;
   absl::Duration max_ttl = absl::Hours(1);
   absl::Duration tempfail_ttl = absl::Seconds(30);
   size_t max_cold_resolutions = 1000;

@@ -41,7 +41,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
   d->https_ = *std::move(fetcher);
 
   d->clock_ = std::make_unique<RealClock>();
-  d->store_ = std::make_unique<sts::PolicyStore>(*d->clock_);
+  d->store_ = std::make_unique<sts::PolicyStore>(
+      *d->clock_,
+      sts::PolicyStore::Options{.max_entries = config.policy_entries});
   PolicyResolver::Options resolver;
   resolver.sts_https_port = config.sts_https_port;
   resolver.sts_discovery_failure_tempfail =

@@ -144,6 +144,12 @@ std::vector<Flag> ServerFlags(ServerConfig& c) {
        "Entry budget of the in-memory decision cache (least recently used "
        "entries make room).",
        absl::StrCat(d.cache_entries), SetCount(c.cache_entries, "cache-entries", 1)},
+      {"policy-entries",
+       "Budget of cached MTA-STS policies, kept apart from decisions; when "
+       "full, domains without a policy go first, then the policy nearest "
+       "expiry.",
+       absl::StrCat(d.policy_entries),
+       SetCount(c.policy_entries, "policy-entries", 1)},
       {"cache-shards",
        "Shards of the decision cache, each with its own lock; 0 picks 4 x "
        "hardware threads.",

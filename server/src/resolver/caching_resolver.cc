@@ -44,23 +44,35 @@ absl::Duration CachingResolver::CacheTtl(
   }
 }
 
+std::optional<std::string> CachingResolver::FromCache(const std::string& key) {
+  std::optional<DecisionCache::Hit> hit = cache_.Lookup(key);
+  if (!hit) return std::nullopt;
+  hits_.fetch_add(1, std::memory_order_relaxed);
+  // Refresh-ahead: re-resolve in the background before the entry expires.
+  if (hit->refresh) StartOrJoin(key, nullptr, /*refresh=*/true);
+  hit->response += CacheSuffix(hit->remaining);
+  return std::move(hit->response);
+}
+
+std::optional<absl::StatusOr<std::string>> CachingResolver::TryNow(
+    absl::string_view domain) {
+  absl::StatusOr<std::string> key = NormalizeDomain(domain);
+  if (!key.ok()) return key.status();
+  if (std::optional<std::string> hit = FromCache(*key)) return *std::move(hit);
+  return std::nullopt;
+}
+
 void CachingResolver::Resolve(absl::string_view domain, Callback done) {
   absl::StatusOr<std::string> key = NormalizeDomain(domain);
   if (!key.ok()) {
     std::move(done)(key.status());
     return;
   }
-  if (std::optional<DecisionCache::Hit> hit = cache_.Lookup(*key)) {
-    {
-      absl::MutexLock lock(&mu_);
-      ++counters_.hits;
-    }
-    // Refresh-ahead: re-resolve in the background before the entry expires.
-    if (hit->refresh) StartOrJoin(*key, nullptr, /*refresh=*/true);
-    std::move(done)(hit->response + CacheSuffix(hit->remaining));
+  if (std::optional<std::string> hit = FromCache(*key)) {
+    std::move(done)(*std::move(hit));
     return;
   }
-  if (!StartOrJoin(*key, std::move(done), /*refresh=*/false)) return;
+  StartOrJoin(*key, std::move(done), /*refresh=*/false);
 }
 
 bool CachingResolver::StartOrJoin(const std::string& domain, Callback done,
@@ -71,17 +83,17 @@ bool CachingResolver::StartOrJoin(const std::string& domain, Callback done,
     if (it != flights_.end()) {
       if (done) {
         it->second.push_back(std::move(done));
-        ++counters_.joins;
+        joins_.fetch_add(1, std::memory_order_relaxed);
       }
       return true;
     }
     if (cold_in_flight_ >= options_.max_cold_resolutions) {
-      ++counters_.rejected;
+      rejected_.fetch_add(1, std::memory_order_relaxed);
       if (!done) return false;  // a refresh simply does not happen
       // Released below, outside the lock.
     } else {
       ++cold_in_flight_;
-      refresh ? ++counters_.refreshes : ++counters_.misses;
+      (refresh ? refreshes_ : misses_).fetch_add(1, std::memory_order_relaxed);
       std::vector<Callback>& waiters = flights_[domain];
       if (done) waiters.push_back(std::move(done));
       done = nullptr;
@@ -137,8 +149,12 @@ absl::StatusOr<CachingResolver::Invalidated> CachingResolver::Invalidate(
 }
 
 CachingResolver::Counters CachingResolver::counters() const {
-  absl::MutexLock lock(&mu_);
-  return counters_;
+  constexpr auto kRelaxed = std::memory_order_relaxed;
+  return Counters{.hits = hits_.load(kRelaxed),
+                  .misses = misses_.load(kRelaxed),
+                  .joins = joins_.load(kRelaxed),
+                  .refreshes = refreshes_.load(kRelaxed),
+                  .rejected = rejected_.load(kRelaxed)};
 }
 
 }  // namespace mxpolicy
