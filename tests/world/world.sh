@@ -900,7 +900,7 @@ readonly STS_CASES=(
     crlf lf bom blank dup maxage0 maxagemax maxageover maxage11 ext none
     enforce-nomx big exact64k r301 r302 r307 r308 s404 s500 html notype stall
     nomatch wildcard implicit twotxt dane wrongname expired selfsigned
-    insecurezone changing
+    insecurezone changing inj-space inj-brace inj-colon inj-comma inj-eq
 )
 # where the r30x redirects point to (a vhost serving a valid policy)
 readonly STS_REDIRECT_TARGET=mta-sts.sts-crlf.test
@@ -957,6 +957,13 @@ sts_body() {
         nomatch)      sts_policy "$d" enforce "other.$d" 86400 ;;
         wildcard)     sts_policy "$d" enforce "*.$d" 86400 ;;
         implicit)     sts_policy "$d" enforce "mail.$d" 86400 ;;
+        # patterns that try to smuggle socketmap reply syntax (Decisions:
+        # policy-injection defence): each makes the policy invalid
+        inj-space)    sts_policy "$d" enforce "mx.$d servername=nexthop" 86400 ;;
+        inj-brace)    sts_policy "$d" enforce "mx.$d } { policy_type=evil" 86400 ;;
+        inj-colon)    sts_policy "$d" enforce "mx.$d:evil.test" 86400 ;;
+        inj-comma)    sts_policy "$d" enforce "mx.$d,match=evil.test" 86400 ;;
+        inj-eq)       sts_policy "$d" enforce "mx=$d" 86400 ;;
         *)            REPLY=$e ;;
     esac
 }
