@@ -41,13 +41,20 @@ std::string Seconds(absl::Duration d) {
 // Round-robin over every address of the target, and gRPC's own retries of
 // UNAVAILABLE with exponential back-off (enabled by default since 1.40).
 std::string ServiceConfig(const ClientOptions& o) {
+  // gRPC refuses a retry policy of fewer than 2 attempts (and with it the
+  // whole service config): no policy then.
+  const std::string retry =
+      o.max_attempts < 2
+          ? ""
+          : absl::StrCat(
+                R"(,"retryPolicy":{"maxAttempts":)", o.max_attempts,
+                R"(,"initialBackoff":")", Seconds(o.initial_backoff),
+                R"(","maxBackoff":")", Seconds(o.max_backoff),
+                R"(","backoffMultiplier":2,"retryableStatusCodes":["UNAVAILABLE"]})");
   return absl::StrCat(
       R"({"loadBalancingConfig":[{"round_robin":{}}],)",
-      R"("methodConfig":[{"name":[{"service":"mxpolicy.v1.PolicyResolver"}],)",
-      R"("retryPolicy":{"maxAttempts":)", o.max_attempts,
-      R"(,"initialBackoff":")", Seconds(o.initial_backoff),
-      R"(","maxBackoff":")", Seconds(o.max_backoff),
-      R"(","backoffMultiplier":2,"retryableStatusCodes":["UNAVAILABLE"]}}]})");
+      R"("methodConfig":[{"name":[{"service":"mxpolicy.v1.PolicyResolver"}])",
+      retry, "}]}");
 }
 
 absl::Status FromGrpc(const grpc::Status& s) {
