@@ -1,0 +1,141 @@
+#include "client/cli/common.h"
+
+#include <string>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace mxpolicy::cli {
+namespace {
+
+std::string Short(const google::protobuf::EnumDescriptor* desc, int value,
+                  absl::string_view prefix) {
+  const google::protobuf::EnumValueDescriptor* v =
+      desc->FindValueByNumber(value);
+  if (v == nullptr) return absl::StrCat(value);
+  absl::string_view name = v->name();
+  absl::ConsumePrefix(&name, prefix);
+  return absl::AsciiStrToLower(name);
+}
+
+}  // namespace
+
+FlagParse ParseCommonFlag(absl::string_view arg, CommonFlags& flags,
+                          std::string* error) {
+  absl::string_view value = arg;
+  if (absl::ConsumePrefix(&value, "--server=")) {
+    if (value.empty()) {
+      *error = "--server needs an address, e.g. --server=127.0.0.1:8460";
+      return FlagParse::kError;
+    }
+    flags.server = std::string(value);
+    return FlagParse::kOk;
+  }
+  if (absl::ConsumePrefix(&value, "--deadline=")) {
+    absl::Duration d;
+    if (!absl::ParseDuration(value, &d) || d <= absl::ZeroDuration() ||
+        d == absl::InfiniteDuration()) {
+      *error = absl::StrCat("bad --deadline \"", Printable(value, 64),
+                            "\": want a positive duration like 10s or 1500ms");
+      return FlagParse::kError;
+    }
+    flags.deadline = d;
+    return FlagParse::kOk;
+  }
+  // The value-taking flags without "=" are a common slip; say so rather than
+  // treating the next word as a domain.
+  if (arg == "--server" || arg == "--deadline") {
+    *error = absl::StrCat(arg, " needs a value: ", arg, "=...");
+    return FlagParse::kError;
+  }
+  return FlagParse::kNotMine;
+}
+
+absl::StatusOr<std::unique_ptr<Client>> MakeClient(const CommonFlags& flags) {
+  ClientOptions options;
+  options.target = flags.server;
+  options.cache_entries = 0;
+  options.stale_if_error = absl::ZeroDuration();
+  return Client::Create(options);
+}
+
+std::string DecisionName(v1::Decision d) {
+  return Short(v1::Decision_descriptor(), d, "DECISION_");
+}
+std::string DnssecName(v1::DnssecState s) {
+  return Short(v1::DnssecState_descriptor(), s, "DNSSEC_STATE_");
+}
+std::string TlsaStateName(v1::TlsaState s) {
+  return Short(v1::TlsaState_descriptor(), s, "TLSA_STATE_");
+}
+std::string RequirementName(v1::TlsRequirement r) {
+  return Short(v1::TlsRequirement_descriptor(), r, "TLS_REQUIREMENT_");
+}
+std::string SourceName(v1::Source s) {
+  return Short(v1::Source_descriptor(), s, "SOURCE_");
+}
+std::string StsModeName(v1::StsMode m) {
+  return Short(v1::StsMode_descriptor(), m, "STS_MODE_");
+}
+
+std::string Printable(absl::string_view s, size_t max_len) {
+  const bool cut = max_len > 0 && s.size() > max_len;
+  if (cut) s = s.substr(0, max_len);
+  std::string out;
+  out.reserve(s.size() + 3);
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    out.push_back(u < 0x20 || u == 0x7f ? '?' : c);
+  }
+  if (cut) out += "...";
+  return out;
+}
+
+std::string JsonQuote(absl::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (u < 0x20 || u == 0x7f) {
+          absl::StrAppendFormat(&out, "\\u%04x", u);
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out += "\"";
+  return out;
+}
+
+std::string ToJson(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, options);
+  return out;
+}
+
+std::string HumanDuration(absl::Duration d) { return absl::FormatDuration(d); }
+
+}  // namespace mxpolicy::cli

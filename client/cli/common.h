@@ -1,0 +1,64 @@
+// Shared pieces of the mxpolicy CLI's commands: the common flags, the client
+// they configure, enum names for humans and safe printing of remote data.
+#ifndef MXPOLICY_CLIENT_CLI_COMMON_H_
+#define MXPOLICY_CLIENT_CLI_COMMON_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "google/protobuf/message.h"
+#include "mxpolicy/client.h"
+#include "mxpolicy/v1/mxpolicy.pb.h"
+
+namespace mxpolicy::cli {
+
+// The flags every command takes.
+struct CommonFlags {
+  std::string server = "127.0.0.1:8460";
+  absl::Duration deadline = absl::Seconds(30);
+};
+
+enum class FlagParse {
+  kNotMine,  // not --server= / --deadline=: the command's own argument
+  kOk,
+  kError,  // *error says what is wrong
+};
+
+// Parses `arg` if it is --server=ADDR or --deadline=D.
+FlagParse ParseCommonFlag(absl::string_view arg, CommonFlags& flags,
+                          std::string* error);
+
+// A client for the CLI: no local cache and no stale answers, because an
+// operator asks for what the service says now, not what this process saw.
+absl::StatusOr<std::unique_ptr<Client>> MakeClient(const CommonFlags& flags);
+
+// Enum values as lowercase names without their type prefix:
+// DNSSEC_STATE_SECURE → "secure", DECISION_DANE_REQUIRED → "dane_required"
+// (as `resolve` has always printed them).
+std::string DecisionName(v1::Decision d);
+std::string DnssecName(v1::DnssecState s);
+std::string TlsaStateName(v1::TlsaState s);
+std::string RequirementName(v1::TlsRequirement r);
+std::string SourceName(v1::Source s);
+std::string StsModeName(v1::StsMode m);
+
+// `s` made safe for a terminal: control characters (and DEL) become '?', so
+// hostile DNS or policy data cannot move the cursor or recolour the screen.
+// Longer than `max_len` bytes (0: no limit): cut, "..." appended.
+std::string Printable(absl::string_view s, size_t max_len = 0);
+
+// A JSON string literal (quotes included) for `s`.
+std::string JsonQuote(absl::string_view s);
+
+// The proto3 JSON mapping of `m` on one line, default values included.
+std::string ToJson(const google::protobuf::Message& m);
+
+// "1h", "5m30s", "300ms": a duration for humans.
+std::string HumanDuration(absl::Duration d);
+
+}  // namespace mxpolicy::cli
+
+#endif  // MXPOLICY_CLIENT_CLI_COMMON_H_
