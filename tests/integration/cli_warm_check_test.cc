@@ -2,12 +2,7 @@
 // owner run them: the real mxpolicyd against the hermetic world, the CLI
 // binary as a process, its stdout and exit code asserted. Like
 // daemon_process_test, this binary does not link the server libraries.
-#include <grpcpp/grpcpp.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -19,8 +14,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
-#include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "tests/support/process.h"
 #include "tests/support/world_env.h"
 
 namespace mxpolicy {
@@ -29,72 +24,11 @@ namespace {
 using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::Not;
-namespace health = ::grpc::health::v1;
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-pid_t Spawn(const std::vector<std::string>& args) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    std::vector<char*> argv;
-    for (const std::string& a : args) {
-      argv.push_back(const_cast<char*>(a.c_str()));
-    }
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-bool WaitServing(const std::string& target) {
-  auto stub = health::Health::NewStub(
-      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
-  const absl::Time give_up = absl::Now() + absl::Seconds(20);
-  while (absl::Now() < give_up) {
-    grpc::ClientContext context;
-    context.set_wait_for_ready(true);
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
-    health::HealthCheckResponse response;
-    if (stub->Check(&context, {}, &response).ok() &&
-        response.status() == health::HealthCheckResponse::SERVING) {
-      return true;
-    }
-    usleep(20 * 1000);
-  }
-  return false;
-}
-
-int Reap(pid_t pid) {
-  int wstatus = 0;
-  if (waitpid(pid, &wstatus, 0) != pid) return -1;
-  return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
-}
 
 // Runs the CLI; returns its stdout. stderr is dropped: it is not a TTY here,
 // so `warm` draws no progress bar, and errors are asserted by exit code.
 std::string RunCli(const std::vector<std::string>& args, int* exit_code) {
-  std::string cmd = MXPOLICY_CLI_PATH;
-  for (const std::string& a : args) cmd += " '" + a + "'";
-  cmd += " 2>/dev/null </dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
+  return testing::RunBinary(MXPOLICY_CLI_PATH, args, exit_code);
 }
 
 class CliWarmCheckTest : public ::testing::Test {
@@ -103,20 +37,20 @@ class CliWarmCheckTest : public ::testing::Test {
     absl::StatusOr<testing::WorldEnv> env = testing::LoadWorldEnv();
     ASSERT_TRUE(env.ok()) << env.status();
     env_ = *env;
-    target_ = absl::StrCat("127.0.0.1:", FreePort());
-    pid_ = Spawn({MXPOLICYD_PATH, "--listen=" + target_,
-                  "--unbound-config=" + env_.unbound_conf,
-                  "--trust-anchor-file=" + env_.trust_anchor,
-                  "--sts-ca-file=" + env_.ca_file,
-                  absl::StrCat("--sts-https-port=", env_.https_port)});
+    target_ = absl::StrCat("127.0.0.1:", testing::FreePort());
+    std::vector<std::string> args = {MXPOLICYD_PATH, "--listen=" + target_};
+    for (std::string& flag : testing::WorldDaemonFlags(env_)) {
+      args.push_back(std::move(flag));
+    }
+    pid_ = testing::Spawn(args);
     ASSERT_GT(pid_, 0);
-    ASSERT_TRUE(WaitServing(target_)) << "mxpolicyd did not become SERVING";
+    ASSERT_TRUE(testing::WaitServing(target_)) << "mxpolicyd did not become SERVING";
     server_ = "--server=" + target_;
   }
   void TearDown() override {
     if (pid_ > 0) {
       kill(pid_, SIGKILL);
-      Reap(pid_);
+      testing::Reap(pid_);
     }
   }
 

@@ -7,7 +7,6 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -21,6 +20,7 @@
 #include "mxpolicy/client.h"
 #include "mxpolicy/v1/mxpolicy.grpc.pb.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/process.h"
 #include "tests/support/world_env.h"
 
 namespace mxpolicy {
@@ -172,18 +172,6 @@ TEST(ClientTest, LocalCacheTtlAndStaleIfError) {
   EXPECT_EQ(client->stats().stale_answers, 1u);
 }
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // Round-robin over two real mxpolicyd processes: each resolves the domain
 // once (FRESH) and answers later calls from its own cache, so exactly two
 // FRESH answers prove both received calls (pick-first would give one).
@@ -193,21 +181,13 @@ TEST(ClientTest, RoundRobinAcrossTwoServerProcesses) {
   std::vector<pid_t> pids;
   std::vector<int> ports;
   for (int i = 0; i < 2; ++i) {
-    ports.push_back(FreePort());
+    ports.push_back(testing::FreePort());
     std::vector<std::string> args = {
-        MXPOLICYD_PATH, absl::StrCat("--listen=127.0.0.1:", ports.back()),
-        "--unbound-config=" + env->unbound_conf,
-        "--trust-anchor-file=" + env->trust_anchor, "--sts-ca-file=" + env->ca_file,
-        absl::StrCat("--sts-https-port=", env->https_port)};
-    const pid_t pid = fork();
-    if (pid == 0) {
-      std::vector<char*> argv;
-      for (std::string& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
+        MXPOLICYD_PATH, absl::StrCat("--listen=127.0.0.1:", ports.back())};
+    for (std::string& flag : testing::WorldDaemonFlags(*env)) {
+      args.push_back(std::move(flag));
     }
-    pids.push_back(pid);
+    pids.push_back(testing::Spawn(args));
   }
   ClientOptions o;
   o.target = absl::StrCat("ipv4:127.0.0.1:", ports[0], ",127.0.0.1:", ports[1]);
@@ -228,8 +208,7 @@ TEST(ClientTest, RoundRobinAcrossTwoServerProcesses) {
   }
   for (pid_t pid : pids) {
     kill(pid, SIGTERM);
-    int status;
-    waitpid(pid, &status, 0);
+    testing::Reap(pid);
   }
   EXPECT_GE(ok, 15);
   EXPECT_EQ(fresh, 2) << "each server resolved once";

@@ -25,6 +25,7 @@
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "mxpolicy/v1/mxpolicy.grpc.pb.h"
+#include "tests/support/process.h"
 #include "tests/support/silent_dns.h"
 #include "tests/support/world_env.h"
 
@@ -32,74 +33,15 @@ namespace mxpolicy {
 namespace {
 
 using ::testing::HasSubstr;
-namespace health = ::grpc::health::v1;
-namespace reflection = ::grpc::reflection::v1alpha;
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-pid_t Spawn(const std::vector<std::string>& args) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    std::vector<char*> argv;
-    for (const std::string& a : args) {
-      argv.push_back(const_cast<char*>(a.c_str()));
-    }
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-// Polls health until SERVING. wait_for_ready keeps a call from failing fast
-// while the channel backs off from its first, too-early connect attempt.
-bool WaitServing(const std::string& target) {
-  auto stub = health::Health::NewStub(
-      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
-  const absl::Time give_up = absl::Now() + absl::Seconds(20);
-  while (absl::Now() < give_up) {
-    grpc::ClientContext context;
-    context.set_wait_for_ready(true);
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
-    health::HealthCheckResponse response;
-    if (stub->Check(&context, {}, &response).ok() &&
-        response.status() == health::HealthCheckResponse::SERVING) {
-      return true;
-    }
-    usleep(20 * 1000);
-  }
-  return false;
-}
-
-int Reap(pid_t pid) {
-  int wstatus = 0;
-  if (waitpid(pid, &wstatus, 0) != pid) return -1;
-  return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
-}
+using testing::FreePort;
+using testing::Reap;
+using testing::Spawn;
+using testing::WaitServing;
 
 std::string RunCli(const std::vector<std::string>& args, int* exit_code) {
-  std::string cmd = MXPOLICY_CLI_PATH;
-  for (const std::string& a : args) cmd += " '" + a + "'";
-  cmd += " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
+  return testing::RunBinary(MXPOLICY_CLI_PATH, args, exit_code);
 }
+namespace reflection = ::grpc::reflection::v1alpha;
 
 class DaemonProcessTest : public ::testing::Test {
  protected:
@@ -121,12 +63,7 @@ class DaemonProcessTest : public ::testing::Test {
     ASSERT_GT(pid_, 0);
     ASSERT_TRUE(WaitServing(target_)) << "mxpolicyd did not become SERVING";
   }
-  void StartWorldDaemon() {
-    StartDaemon({"--unbound-config=" + env_.unbound_conf,
-                 "--trust-anchor-file=" + env_.trust_anchor,
-                 "--sts-ca-file=" + env_.ca_file,
-                 absl::StrCat("--sts-https-port=", env_.https_port)});
-  }
+  void StartWorldDaemon() { StartDaemon(testing::WorldDaemonFlags(env_)); }
 
   testing::WorldEnv env_;
   std::string target_;

@@ -8,7 +8,6 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -27,24 +26,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/src/app/daemon.h"
+#include "tests/support/process.h"
 #include "tests/support/world_env.h"
 
 namespace mxpolicy {
 namespace {
 
 using ::testing::HasSubstr;
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
+using testing::FreePort;
 
 // The adapter binary as a child process, stopped (SIGTERM) by the
 // destructor.
@@ -52,21 +41,12 @@ class Adapter {
  public:
   explicit Adapter(std::vector<std::string> flags) {
     flags.insert(flags.begin(), MXPOLICY_POSTFIX_PATH);
-    pid_ = fork();
-    if (pid_ == 0) {
-      std::vector<char*> argv;
-      for (std::string& a : flags) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      freopen("/dev/null", "w", stdout);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
+    pid_ = testing::Spawn(flags, /*quiet=*/true);
   }
   ~Adapter() {
     if (pid_ <= 0) return;
     kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
+    testing::Reap(pid_);
   }
 
  private:
