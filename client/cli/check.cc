@@ -149,29 +149,15 @@ int RunCheck(const std::vector<std::string>& args) {
   CommonFlags flags;
   bool json = false;
   std::vector<std::string> domains;
-  for (const std::string& arg : args) {
-    std::string error;
-    switch (ParseCommonFlag(arg, flags, &error)) {
-      case FlagParse::kOk:
-        continue;
-      case FlagParse::kError:
-        std::fprintf(stderr, "mxpolicy check: %s\n", error.c_str());
-        return 2;
-      case FlagParse::kNotMine:
-        break;
-    }
-    if (arg == "--json") {
-      json = true;
-    } else if (arg == "--help") {
-      std::printf("%s", kCheckUsage);
-      return 0;
-    } else if (absl::StartsWith(arg, "--")) {
-      std::fprintf(stderr, "mxpolicy check: unknown flag %s\n%s",
-                   Printable(arg, 64).c_str(), kCheckUsage);
-      return 2;
-    } else {
-      domains.push_back(arg);
-    }
+  if (std::optional<int> done = ParseCommandArgs(
+          "mxpolicy check", kCheckUsage, args, flags,
+          [&json](absl::string_view arg, std::string*) {
+            if (arg != "--json") return FlagParse::kNotMine;
+            json = true;
+            return FlagParse::kOk;
+          },
+          domains)) {
+    return *done;
   }
   if (domains.size() != 1) {
     std::fprintf(
@@ -180,19 +166,11 @@ int RunCheck(const std::vector<std::string>& args) {
         kCheckUsage);
     return 2;
   }
-  absl::StatusOr<std::unique_ptr<Client>> client = MakeClient(flags);
-  if (!client.ok()) {
-    std::fprintf(stderr, "mxpolicy check: %s\n",
-                 std::string(client.status().message()).c_str());
-    return 2;
-  }
-  absl::StatusOr<Policy> policy =
-      (*client)->Resolve(domains[0], flags.deadline);
+  std::unique_ptr<Client> client = MakeClientOrReport("mxpolicy check", flags);
+  if (client == nullptr) return 2;
+  absl::StatusOr<Policy> policy = client->Resolve(domains[0], flags.deadline);
   if (!policy.ok()) {
-    std::fprintf(stderr, "mxpolicy check: %s: %s (code %d)\n",
-                 Printable(domains[0], 300).c_str(),
-                 Printable(policy.status().message()).c_str(),
-                 static_cast<int>(policy.status().code()));
+    ReportResolveError("mxpolicy check", domains[0], policy.status());
     return 2;
   }
   const v1::ResolveResponse& r = policy->response;

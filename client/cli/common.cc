@@ -1,5 +1,6 @@
 #include "client/cli/common.h"
 
+#include <cstdio>
 #include <string>
 
 #include "absl/strings/ascii.h"
@@ -54,6 +55,54 @@ FlagParse ParseCommonFlag(absl::string_view arg, CommonFlags& flags,
     return FlagParse::kError;
   }
   return FlagParse::kNotMine;
+}
+
+std::optional<int> ParseCommandArgs(
+    absl::string_view command, const char* usage,
+    const std::vector<std::string>& args, CommonFlags& flags,
+    absl::FunctionRef<FlagParse(absl::string_view arg, std::string* error)> own,
+    std::vector<std::string>& positional) {
+  auto fail = [command](absl::string_view error) {
+    std::fprintf(stderr, "%.*s: %.*s\n", static_cast<int>(command.size()),
+                 command.data(), static_cast<int>(error.size()), error.data());
+    return 2;
+  };
+  for (const std::string& arg : args) {
+    std::string error;
+    FlagParse parsed = ParseCommonFlag(arg, flags, &error);
+    if (parsed == FlagParse::kNotMine) parsed = own(arg, &error);
+    if (parsed == FlagParse::kError) return fail(error);
+    if (parsed == FlagParse::kOk) continue;
+    if (arg == "--help") {
+      std::printf("%s", usage);
+      return 0;
+    }
+    if (absl::StartsWith(arg, "--")) {
+      fail(absl::StrCat("unknown flag ", Printable(arg, 64)));
+      std::fprintf(stderr, "%s", usage);
+      return 2;
+    }
+    positional.push_back(arg);
+  }
+  return std::nullopt;
+}
+
+std::unique_ptr<Client> MakeClientOrReport(absl::string_view command,
+                                           const CommonFlags& flags) {
+  absl::StatusOr<std::unique_ptr<Client>> client = MakeClient(flags);
+  if (client.ok()) return *std::move(client);
+  std::fprintf(stderr, "%.*s: %s\n", static_cast<int>(command.size()),
+               command.data(), std::string(client.status().message()).c_str());
+  return nullptr;
+}
+
+void ReportResolveError(absl::string_view command, absl::string_view domain,
+                        const absl::Status& status) {
+  std::fprintf(stderr, "%.*s: %s: %s (code %d)\n",
+               static_cast<int>(command.size()), command.data(),
+               Printable(domain, 300).c_str(),
+               Printable(status.message()).c_str(),
+               static_cast<int>(status.code()));
 }
 
 absl::StatusOr<std::unique_ptr<Client>> MakeClient(const CommonFlags& flags) {

@@ -4,8 +4,12 @@
 #define MXPOLICY_CLIENT_CLI_COMMON_H_
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -31,9 +35,29 @@ enum class FlagParse {
 FlagParse ParseCommonFlag(absl::string_view arg, CommonFlags& flags,
                           std::string* error);
 
+// Parses a command's arguments: the common flags, --help (prints `usage`
+// to stdout), the command's own flags through `own` (kNotMine for anything
+// it does not know: an unknown "--…" is an error) and positional arguments,
+// appended to `positional`. Errors go to stderr as "<command>: <error>".
+// Returns the exit code when the command must end now (0 after --help, 2
+// on a usage error), else nullopt.
+std::optional<int> ParseCommandArgs(
+    absl::string_view command, const char* usage,
+    const std::vector<std::string>& args, CommonFlags& flags,
+    absl::FunctionRef<FlagParse(absl::string_view arg, std::string* error)> own,
+    std::vector<std::string>& positional);
+
 // A client for the CLI: no local cache and no stale answers, because an
 // operator asks for what the service says now, not what this process saw.
 absl::StatusOr<std::unique_ptr<Client>> MakeClient(const CommonFlags& flags);
+
+// MakeClient(), or nullptr after printing "<command>: <error>" to stderr.
+std::unique_ptr<Client> MakeClientOrReport(absl::string_view command,
+                                           const CommonFlags& flags);
+
+// Prints "<command>: <domain>: <message> (code N)" to stderr.
+void ReportResolveError(absl::string_view command, absl::string_view domain,
+                        const absl::Status& status);
 
 // Enum values as lowercase names without their type prefix:
 // DNSSEC_STATE_SECURE → "secure", DECISION_DANE_REQUIRED → "dane_required"

@@ -61,50 +61,29 @@ int RunResolve(const std::vector<std::string>& args) {
   CommonFlags flags;
   bool json = false;
   std::vector<std::string> domains;
-  for (const std::string& arg : args) {
-    std::string error;
-    switch (ParseCommonFlag(arg, flags, &error)) {
-      case FlagParse::kOk:
-        continue;
-      case FlagParse::kError:
-        std::fprintf(stderr, "mxpolicy: %s\n", error.c_str());
-        return 2;
-      case FlagParse::kNotMine:
-        break;
-    }
-    if (arg == "--json") {
-      json = true;
-    } else if (arg == "--help") {
-      std::printf("%s", kResolveUsage);
-      return 0;
-    } else if (absl::StartsWith(arg, "--")) {
-      std::fprintf(stderr, "mxpolicy: unknown flag %s\n%s",
-                   Printable(arg, 64).c_str(), kResolveUsage);
-      return 2;
-    } else {
-      domains.push_back(arg);
-    }
+  if (std::optional<int> done = ParseCommandArgs(
+          "mxpolicy", kResolveUsage, args, flags,
+          [&json](absl::string_view arg, std::string*) {
+            if (arg != "--json") return FlagParse::kNotMine;
+            json = true;
+            return FlagParse::kOk;
+          },
+          domains)) {
+    return *done;
   }
   if (domains.empty()) {
     std::fprintf(stderr, "%s", kResolveUsage);
     return 2;
   }
-  absl::StatusOr<std::unique_ptr<Client>> client = MakeClient(flags);
-  if (!client.ok()) {
-    std::fprintf(stderr, "mxpolicy: %s\n",
-                 std::string(client.status().message()).c_str());
-    return 2;
-  }
+  std::unique_ptr<Client> client = MakeClientOrReport("mxpolicy", flags);
+  if (client == nullptr) return 2;
   int rc = 0;
   // One domain after the other: the output keeps the command line's order,
   // and an operator's handful of domains needs no concurrency.
   for (const std::string& domain : domains) {
-    absl::StatusOr<Policy> policy = (*client)->Resolve(domain, flags.deadline);
+    absl::StatusOr<Policy> policy = client->Resolve(domain, flags.deadline);
     if (!policy.ok()) {
-      std::fprintf(stderr, "mxpolicy: %s: %s (code %d)\n",
-                   Printable(domain, 300).c_str(),
-                   Printable(policy.status().message()).c_str(),
-                   static_cast<int>(policy.status().code()));
+      ReportResolveError("mxpolicy", domain, policy.status());
       rc = 1;
       continue;
     }

@@ -299,42 +299,27 @@ int RunWarm(const std::vector<std::string>& args) {
   CommonFlags flags;
   int concurrency = 32;
   std::vector<std::string> files;
-  for (const std::string& arg : args) {
-    std::string error;
-    switch (ParseCommonFlag(arg, flags, &error)) {
-      case FlagParse::kOk:
-        continue;
-      case FlagParse::kError:
-        std::fprintf(stderr, "mxpolicy warm: %s\n", error.c_str());
-        return 2;
-      case FlagParse::kNotMine:
-        break;
-    }
+  auto own = [&concurrency](absl::string_view arg, std::string* error) {
     absl::string_view a = arg;
     if (absl::ConsumePrefix(&a, "--concurrency=")) {
-      if (!absl::SimpleAtoi(a, &concurrency) || concurrency < 1 ||
-          concurrency > kMaxConcurrency) {
-        std::fprintf(stderr,
-                     "mxpolicy warm: bad --concurrency \"%s\": want a whole "
-                     "number from 1 to %d\n",
-                     Printable(a, 64).c_str(), kMaxConcurrency);
-        return 2;
+      if (absl::SimpleAtoi(a, &concurrency) && concurrency >= 1 &&
+          concurrency <= kMaxConcurrency) {
+        return FlagParse::kOk;
       }
-    } else if (arg == "--concurrency") {
-      std::fprintf(stderr,
-                   "mxpolicy warm: --concurrency needs a value: "
-                   "--concurrency=N\n");
-      return 2;
-    } else if (arg == "--help") {
-      std::printf("%s", kWarmUsage);
-      return 0;
-    } else if (absl::StartsWith(arg, "--")) {
-      std::fprintf(stderr, "mxpolicy warm: unknown flag %s\n%s",
-                   Printable(arg, 64).c_str(), kWarmUsage);
-      return 2;
-    } else {
-      files.push_back(arg);
+      *error = absl::StrCat("bad --concurrency \"", Printable(a, 64),
+                            "\": want a whole number from 1 to ",
+                            kMaxConcurrency);
+      return FlagParse::kError;
     }
+    if (arg == "--concurrency") {
+      *error = "--concurrency needs a value: --concurrency=N";
+      return FlagParse::kError;
+    }
+    return FlagParse::kNotMine;
+  };
+  if (std::optional<int> done = ParseCommandArgs("mxpolicy warm", kWarmUsage,
+                                                 args, flags, own, files)) {
+    return *done;
   }
   if (files.size() != 1) {
     std::fprintf(stderr, "mxpolicy warm: %s\n%s",
@@ -354,12 +339,8 @@ int RunWarm(const std::vector<std::string>& args) {
     std::fprintf(stderr, "mxpolicy warm: no domains in %s\n",
                  path == "-" ? "standard input" : path.c_str());
   }
-  absl::StatusOr<std::unique_ptr<Client>> client = MakeClient(flags);
-  if (!client.ok()) {
-    std::fprintf(stderr, "mxpolicy warm: %s\n",
-                 std::string(client.status().message()).c_str());
-    return 2;
-  }
+  std::unique_ptr<Client> client = MakeClientOrReport("mxpolicy warm", flags);
+  if (client == nullptr) return 2;
 
   Tally tally(concurrency);
   const absl::Time start = absl::Now();
@@ -373,7 +354,7 @@ int RunWarm(const std::vector<std::string>& args) {
     // Not under the tally's lock: a bad domain is answered inline, and the
     // callback takes the lock.
     const absl::Time started = absl::Now();
-    (*client)->ResolveAsync(
+    client->ResolveAsync(
         item.domain, flags.deadline,
         [&tally, &item, started](absl::StatusOr<Policy> result) {
           tally.Record(item, result, absl::Now() - started);
