@@ -25,8 +25,8 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/src/app/daemon.h"
 #include "tests/support/process.h"
+#include "tests/support/world_daemon.h"
 #include "tests/support/world_env.h"
 
 namespace mxpolicy {
@@ -181,19 +181,20 @@ class PostmapTest : public ::testing::TestWithParam<std::string> {
     ServerConfig config = testing::WorldServerConfig(*env);
     config.dns_timeout = absl::Seconds(5);
     config.fetch_timeout = absl::Seconds(3);  // sts-stall: give up early
-    absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Create(config);
-    ASSERT_TRUE(daemon.ok()) << daemon.status();
-    daemon_ = daemon->release();
+    absl::StatusOr<std::unique_ptr<testing::WorldDaemon>> world =
+        testing::WorldDaemon::Start(config);
+    ASSERT_TRUE(world.ok()) << world.status();
+    world_ = world->release();
   }
   static void TearDownTestSuite() {
-    delete daemon_;
-    daemon_ = nullptr;
+    delete world_;
+    world_ = nullptr;
   }
-  std::string Server() const { return absl::StrCat("127.0.0.1:", daemon_->port()); }
+  std::string Server() const { return world_->target(); }
 
-  static Daemon* daemon_;
+  static testing::WorldDaemon* world_;
 };
-Daemon* PostmapTest::daemon_ = nullptr;
+testing::WorldDaemon* PostmapTest::world_ = nullptr;
 
 // SPEC I2–I5: every world domain, the exact reply for this Postfix version.
 TEST_P(PostmapTest, EveryWorldDomain) {

@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "mxpolicy/v1/mxpolicy.grpc.pb.h"
 #include "server/src/app/daemon.h"
+#include "tests/support/world_daemon.h"
 #include "tests/support/world_env.h"
 
 namespace mxpolicy {
@@ -46,34 +47,21 @@ class WorldDaneTest : public ::testing::TestWithParam<DomainWant> {
     // mx-100.test: unbound validates its 100 additional A records in
     // batches (~3.5 s); lame.test fails fast.
     config.dns_timeout = absl::Seconds(10);
-    absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Create(config);
-    ASSERT_TRUE(daemon.ok()) << daemon.status();
-    daemon_ = daemon->release();
-    stub_ = v1::PolicyResolver::NewStub(
-                grpc::CreateChannel(absl::StrCat("127.0.0.1:", daemon_->port()),
-                                    grpc::InsecureChannelCredentials()))
-                .release();
+    absl::StatusOr<std::unique_ptr<testing::WorldDaemon>> world =
+        testing::WorldDaemon::Start(config);
+    ASSERT_TRUE(world.ok()) << world.status();
+    world_ = world->release();
   }
-  static void TearDownTestSuite() {
-    delete stub_;
-    delete daemon_;
-  }
-  static Daemon* daemon_;
-  static v1::PolicyResolver::Stub* stub_;
+  static void TearDownTestSuite() { delete world_; }
+  static testing::WorldDaemon* world_;
 };
 
-Daemon* WorldDaneTest::daemon_ = nullptr;
-v1::PolicyResolver::Stub* WorldDaneTest::stub_ = nullptr;
+testing::WorldDaemon* WorldDaneTest::world_ = nullptr;
 
 TEST_P(WorldDaneTest, Resolve) {
   const DomainWant& want = GetParam();
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::seconds(15));
-  v1::ResolveRequest request;
-  request.set_domain(want.domain);
   v1::ResolveResponse r;
-  grpc::Status status = stub_->Resolve(&context, request, &r);
+  grpc::Status status = world_->Resolve(want.domain, &r);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(r.domain(), want.domain);
   EXPECT_EQ(r.decision(), want.decision) << r.reason();

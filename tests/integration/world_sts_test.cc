@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "mxpolicy/v1/mxpolicy.grpc.pb.h"
 #include "server/src/app/daemon.h"
+#include "tests/support/world_daemon.h"
 #include "tests/support/world_env.h"
 
 namespace mxpolicy {
@@ -49,34 +50,21 @@ class WorldStsTest : public ::testing::TestWithParam<StsWant> {
     // Decisions are cached for at most 1 s here, so that the changing-id
     // case sees the new TXT record right after its 1 s TTL.
     config.max_ttl = absl::Seconds(1);
-    absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Create(config);
-    ASSERT_TRUE(daemon.ok()) << daemon.status();
-    daemon_ = daemon->release();
-    stub_ = v1::PolicyResolver::NewStub(
-                grpc::CreateChannel(absl::StrCat("127.0.0.1:", daemon_->port()),
-                                    grpc::InsecureChannelCredentials()))
-                .release();
+    absl::StatusOr<std::unique_ptr<testing::WorldDaemon>> world =
+        testing::WorldDaemon::Start(config);
+    ASSERT_TRUE(world.ok()) << world.status();
+    world_ = world->release();
   }
-  static void TearDownTestSuite() {
-    delete stub_;
-    delete daemon_;
-  }
-  static Daemon* daemon_;
-  static v1::PolicyResolver::Stub* stub_;
+  static void TearDownTestSuite() { delete world_; }
+  static testing::WorldDaemon* world_;
 };
 
-Daemon* WorldStsTest::daemon_ = nullptr;
-v1::PolicyResolver::Stub* WorldStsTest::stub_ = nullptr;
+testing::WorldDaemon* WorldStsTest::world_ = nullptr;
 
 TEST_P(WorldStsTest, Resolve) {
   const StsWant& want = GetParam();
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::seconds(15));
-  v1::ResolveRequest request;
-  request.set_domain(want.domain);
   v1::ResolveResponse r;
-  grpc::Status status = stub_->Resolve(&context, request, &r);
+  grpc::Status status = world_->Resolve(want.domain, &r);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(r.decision(), want.decision) << r.reason();
   EXPECT_THAT(r.reason(), HasSubstr(want.reason));
@@ -178,15 +166,10 @@ bool WorldSh(const std::vector<std::string>& args) {
   return std::system(cmd.c_str()) == 0;
 }
 
-v1::ResolveResponse ResolveOrDie(v1::PolicyResolver::Stub& stub,
+v1::ResolveResponse ResolveOrDie(testing::WorldDaemon& world,
                                  const std::string& domain) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::seconds(15));
-  v1::ResolveRequest request;
-  request.set_domain(domain);
   v1::ResolveResponse r;
-  grpc::Status status = stub.Resolve(&context, request, &r);
+  grpc::Status status = world.Resolve(domain, &r);
   EXPECT_TRUE(status.ok()) << status.error_message();
   return r;
 }
@@ -196,7 +179,7 @@ v1::ResolveResponse ResolveOrDie(v1::PolicyResolver::Stub& stub,
 TEST_F(WorldStsTest, IdChangeWhileRunningFetchesTheNewPolicy) {
   absl::StatusOr<testing::WorldEnv> env = testing::LoadWorldEnv();
   ASSERT_TRUE(env.ok());
-  v1::ResolveResponse first = ResolveOrDie(*stub_, "sts-changing.test");
+  v1::ResolveResponse first = ResolveOrDie(*world_, "sts-changing.test");
   ASSERT_EQ(first.sts_policy().id(), "v1") << first.reason();
   EXPECT_EQ(first.decision(), v1::DECISION_STS_ENFORCE);
 
@@ -208,7 +191,7 @@ TEST_F(WorldStsTest, IdChangeWhileRunningFetchesTheNewPolicy) {
   fclose(f);
   ASSERT_TRUE(WorldSh({"set-file", env->dir, "mta-sts.sts-changing.test", body}));
   // Unchanged id: the cached policy stays, no fetch (D1/D2).
-  EXPECT_EQ(ResolveOrDie(*stub_, "sts-changing.test").sts_policy().mode(),
+  EXPECT_EQ(ResolveOrDie(*world_, "sts-changing.test").sts_policy().mode(),
             v1::STS_MODE_ENFORCE);
   ASSERT_TRUE(WorldSh({"set-txt", env->dir, "_mta-sts.sts-changing.test",
                        "v=STSv1; id=v2;"}));
@@ -219,7 +202,7 @@ TEST_F(WorldStsTest, IdChangeWhileRunningFetchesTheNewPolicy) {
   for (const absl::Time give_up = absl::Now() + absl::Seconds(10);
        absl::Now() < give_up;) {
     absl::SleepFor(absl::Milliseconds(500));
-    second = ResolveOrDie(*stub_, "sts-changing.test");
+    second = ResolveOrDie(*world_, "sts-changing.test");
     if (second.sts_policy().id() == "v2") break;
   }
   EXPECT_EQ(second.sts_policy().id(), "v2") << second.reason();
