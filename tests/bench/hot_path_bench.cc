@@ -29,6 +29,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <initializer_list>
 #include <atomic>
 #include <cstdio>
 #include <iterator>
@@ -39,6 +40,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -190,6 +192,17 @@ Workload MakeWorkload(const char* method) {
   return w;
 }
 
+// Runs `steps` in order for even pairs and in reverse for odd ones, so that
+// no side of a comparison always runs first (STYLE.md: alternate pairs).
+void InPairOrder(int pair,
+                 std::initializer_list<absl::FunctionRef<void()>> steps) {
+  if (pair % 2 == 0) {
+    for (auto step : steps) step();
+  } else {
+    for (auto it = std::rbegin(steps); it != std::rend(steps); ++it) (*it)();
+  }
+}
+
 bool CheckRun(const char* what, uint64_t errors, const std::string& first) {
   if (errors == 0) return true;
   std::fprintf(stderr, "%s: %llu failed calls, first: %s\n", what,
@@ -217,13 +230,9 @@ int OpenLoopPairs(LoadGenerator& gen, const Flags& flags) {
   bool ok = true;
   for (int pair = 0; pair < flags.pairs; ++pair) {
     OpenLoopResult b, c;
-    if (pair % 2 == 0) {
-      b = gen.OpenLoop(baseline, flags.rate, warmup, sample);
-      c = gen.OpenLoop(resolve, flags.rate, warmup, sample);
-    } else {
-      c = gen.OpenLoop(resolve, flags.rate, warmup, sample);
-      b = gen.OpenLoop(baseline, flags.rate, warmup, sample);
-    }
+    InPairOrder(pair,
+                {[&] { b = gen.OpenLoop(baseline, flags.rate, warmup, sample); },
+                 [&] { c = gen.OpenLoop(resolve, flags.rate, warmup, sample); }});
     ok = CheckRun("baseline", b.errors, b.first_error) && ok;
     ok = CheckRun("Resolve", c.errors, c.first_error) && ok;
     p99_resolve.push_back(Ms(c.p99));
@@ -298,15 +307,11 @@ int RunHot(const testing::WorldEnv& env, const Flags& flags) {
   bool ok = true;
   for (int pair = 0; flags.closed_loop && pair < flags.pairs; ++pair) {
     ClosedLoopResult b, o, c;
-    if (pair % 2 == 0) {
-      b = gen.ClosedLoop(baseline, flags.concurrency, warmup, sample);
-      o = gen.ClosedLoop(own_reactor, flags.concurrency, warmup, sample);
-      c = gen.ClosedLoop(resolve, flags.concurrency, warmup, sample);
-    } else {
-      c = gen.ClosedLoop(resolve, flags.concurrency, warmup, sample);
-      o = gen.ClosedLoop(own_reactor, flags.concurrency, warmup, sample);
-      b = gen.ClosedLoop(baseline, flags.concurrency, warmup, sample);
-    }
+    InPairOrder(
+        pair,
+        {[&] { b = gen.ClosedLoop(baseline, flags.concurrency, warmup, sample); },
+         [&] { o = gen.ClosedLoop(own_reactor, flags.concurrency, warmup, sample); },
+         [&] { c = gen.ClosedLoop(resolve, flags.concurrency, warmup, sample); }});
     ok = CheckRun("baseline", b.errors, b.first_error) && ok;
     ok = CheckRun("baseline, own reactor", o.errors, o.first_error) && ok;
     ok = CheckRun("Resolve", c.errors, c.first_error) && ok;
@@ -428,13 +433,10 @@ int RunShards(const testing::WorldEnv& env, const Flags& flags) {
   bool ok = true;
   for (int pair = 0; pair < flags.pairs; ++pair) {
     ClosedLoopResult d, o;
-    if (pair % 2 == 0) {
-      d = gen_def.ClosedLoop(resolve, flags.concurrency, warmup, sample);
-      o = gen_one.ClosedLoop(resolve, flags.concurrency, warmup, sample);
-    } else {
-      o = gen_one.ClosedLoop(resolve, flags.concurrency, warmup, sample);
-      d = gen_def.ClosedLoop(resolve, flags.concurrency, warmup, sample);
-    }
+    InPairOrder(
+        pair,
+        {[&] { d = gen_def.ClosedLoop(resolve, flags.concurrency, warmup, sample); },
+         [&] { o = gen_one.ClosedLoop(resolve, flags.concurrency, warmup, sample); }});
     ok = CheckRun("default shards", d.errors, d.first_error) && ok;
     ok = CheckRun("1 shard", o.errors, o.first_error) && ok;
     ratios.push_back(o.calls_per_second / d.calls_per_second);
@@ -457,14 +459,10 @@ int RunShards(const testing::WorldEnv& env, const Flags& flags) {
   one_shard.HitsPerSecond(threads, absl::Milliseconds(300));
   std::vector<double> in_process;
   for (int pair = 0; pair < flags.pairs; ++pair) {
-    double d, o;
-    if (pair % 2 == 0) {
-      d = default_shard.HitsPerSecond(threads, in_process_sample);
-      o = one_shard.HitsPerSecond(threads, in_process_sample);
-    } else {
-      o = one_shard.HitsPerSecond(threads, in_process_sample);
-      d = default_shard.HitsPerSecond(threads, in_process_sample);
-    }
+    double d = 0, o = 0;
+    InPairOrder(pair,
+                {[&] { d = default_shard.HitsPerSecond(threads, in_process_sample); },
+                 [&] { o = one_shard.HitsPerSecond(threads, in_process_sample); }});
     in_process.push_back(o / d);
     std::printf("  pair %d (%s first): %zu shards %.0f/s, 1 shard %.0f/s, "
                 "ratio %.3f\n",
