@@ -28,6 +28,7 @@
 //        [--branches-domain=sts-blank.test]
 #include <algorithm>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -103,6 +104,20 @@ absl::Duration Resolve(mxpolicy::PolicyResolver& resolver,
   return absl::Now() - start;
 }
 
+// A new libunbound context (nothing cached) through `config`; nullptr
+// after printing why it could not be made.
+std::unique_ptr<mxpolicy::UnboundDnsClient> FreshDns(const std::string& config) {
+  mxpolicy::UnboundDnsClient::Options options;
+  options.unbound_config_file = config;
+  options.timeout = absl::Seconds(10);
+  auto dns = mxpolicy::UnboundDnsClient::Create(options);
+  if (!dns.ok()) {
+    std::fprintf(stderr, "%s\n", dns.status().ToString().c_str());
+    return nullptr;
+  }
+  return *std::move(dns);
+}
+
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -140,17 +155,11 @@ int main(int argc, char** argv) {
   std::string decision;
   for (int round = 0; round < rounds; ++round) {
     for (bool warm_tld : {false, true}) {
-      mxpolicy::UnboundDnsClient::Options options;
-      options.unbound_config_file = config;
-      options.timeout = absl::Seconds(10);
-      auto dns = mxpolicy::UnboundDnsClient::Create(options);
-      if (!dns.ok()) {
-        std::fprintf(stderr, "%s\n", dns.status().ToString().c_str());
-        return 1;
-      }
+      std::unique_ptr<mxpolicy::UnboundDnsClient> dns = FreshDns(config);
+      if (dns == nullptr) return 1;
       mxpolicy::RealClock clock;
       mxpolicy::sts::PolicyStore store(clock);
-      mxpolicy::PolicyResolver resolver(**dns, https, store,
+      mxpolicy::PolicyResolver resolver(*dns, https, store,
                                         mxpolicy::PolicyResolver::Options());
       if (warm_tld) Resolve(resolver, warm, nullptr);
       const double ms =
@@ -186,18 +195,12 @@ int main(int argc, char** argv) {
   for (int round = 0; round < rounds; ++round) {
     for (Branches b : {Branches::kBoth, Branches::kDaneAlone,
                        Branches::kStsAlone}) {
-      mxpolicy::UnboundDnsClient::Options options;
-      options.unbound_config_file = config;
-      options.timeout = absl::Seconds(10);
-      auto dns = mxpolicy::UnboundDnsClient::Create(options);
-      if (!dns.ok()) {
-        std::fprintf(stderr, "%s\n", dns.status().ToString().c_str());
-        return 1;
-      }
-      BranchGate gate(**dns, b);
+      std::unique_ptr<mxpolicy::UnboundDnsClient> dns = FreshDns(config);
+      if (dns == nullptr) return 1;
+      BranchGate gate(*dns, b);
       mxpolicy::RealClock clock;
       mxpolicy::sts::PolicyStore store(clock);
-      mxpolicy::PolicyResolver warm_resolver(**dns, https, store,
+      mxpolicy::PolicyResolver warm_resolver(*dns, https, store,
                                              resolver_options);
       Resolve(warm_resolver, warm, nullptr);  // the TLD's keys, as always
       mxpolicy::PolicyResolver resolver(gate, **fetcher, store,
