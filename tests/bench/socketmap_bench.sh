@@ -78,16 +78,6 @@ free_port() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# trust_test_ca: only the world's CA, bind-mounted over /etc/ssl/certs (this
-# mount namespace only), as OpenSSL's default CA file for mta-sts-daemon
-# (same as tests/conformance/mta_sts_resolver.sh)
-trust_test_ca() {
-    [[ -d /etc/ssl/certs ]] || die "/etc/ssl/certs missing: nothing to bind-mount over"
-    mkdir "$RUN/certs"
-    cp "$CA_FILE" "$RUN/certs/ca-certificates.crt"
-    mount --bind "$RUN/certs" /etc/ssl/certs
-}
-
 # start_reference: mta-sts-daemon on REF_PORT. Its configuration is Debian's
 # example for the internal cache (cache_size 10000, default zone: timeout
 # 4 s, no strict testing) except for the port and a 1 s shutdown timeout

@@ -103,16 +103,6 @@ readonly EXPECT_CHANGED="sts-changing.test|valid testing id=v2 mx=mx.sts-changin
 # this limit ends it (mta-sts-query gives up after its fixed 4 s)
 readonly FETCH_TIMEOUT=6s
 
-# trust_test_ca: a directory holding only the world's CA as
-# ca-certificates.crt, bind-mounted over /etc/ssl/certs (this mount namespace
-# only): OpenSSL's default CA file and directory for mta-sts-query
-trust_test_ca() {
-    [[ -d /etc/ssl/certs ]] || die "/etc/ssl/certs missing: nothing to bind-mount over"
-    mkdir "$RUN/certs"
-    cp "$CA_FILE" "$RUN/certs/ca-certificates.crt"
-    mount --bind "$RUN/certs" /etc/ssl/certs
-}
-
 # reference DIR DOMAIN...: mta-sts-query for each DOMAIN, 6 at a time, output
 # in DIR/DOMAIN
 reference() {

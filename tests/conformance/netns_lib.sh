@@ -18,7 +18,8 @@
 #   ns_main "$@"
 #
 # Helpers for inner_main: start_world (the world, world.env loaded, resolv.conf
-# -> 127.0.0.1), start_unbound (validating resolver on 127.0.0.1:53),
+# -> 127.0.0.1), trust_test_ca (the world's CA as the system store),
+# start_unbound (validating resolver on 127.0.0.1:53),
 # start_mxpolicyd [FLAG...] (sets SERVER), wait_for, alive, and PIDS ("name:pid"
 # of daemons started here: inner_cleanup stops them, then the world).
 #
@@ -183,6 +184,17 @@ start_world() {
     printf 'nameserver 127.0.0.1\noptions trust-ad\n' > "$RUN/resolv.conf"
     [[ -e /etc/resolv.conf ]] || die "/etc/resolv.conf missing: nothing to bind-mount over"
     mount --bind "$RUN/resolv.conf" /etc/resolv.conf
+}
+
+# trust_test_ca: a directory holding only the world's CA as
+# ca-certificates.crt, bind-mounted over /etc/ssl/certs (this mount namespace
+# only): OpenSSL's default CA file and directory, for reference tools that
+# read the system store (postfix-mta-sts-resolver)
+trust_test_ca() {
+    [[ -d /etc/ssl/certs ]] || die "/etc/ssl/certs missing: nothing to bind-mount over"
+    mkdir "$RUN/certs"
+    cp "$CA_FILE" "$RUN/certs/ca-certificates.crt"
+    mount --bind "$RUN/certs" /etc/ssl/certs
 }
 
 start_unbound() {
