@@ -17,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "client/postfix/policy_reply.h"
 #include "client/postfix/socketmap_server.h"
@@ -58,6 +59,8 @@ mxpolicy::postfix::SocketmapServer* g_server = nullptr;
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Debian's Abseil runs the deadlock detector on every lock (as mxpolicyd).
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   mxpolicy::ClientOptions client_options;
   client_options.cache_entries = 100000;
   client_options.stale_if_error = absl::Hours(1);

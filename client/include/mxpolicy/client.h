@@ -25,6 +25,11 @@
 //   expiry, marked stale (Policy::stale, source SOURCE_STALE).
 // - Bad domains (IP literals, "[relay]:587", ".parent" keys, non-LDH names)
 //   are refused locally with INVALID_ARGUMENT, without a call.
+//
+// Debian's Abseil checks every absl::Mutex lock for deadlock cycles (it is
+// built without NDEBUG); programs linking this library should call
+// absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore) first
+// in main, as mxpolicyd, mxpolicy and mxpolicy-postfix do.
 #ifndef MXPOLICY_CLIENT_CLIENT_H_
 #define MXPOLICY_CLIENT_CLIENT_H_
 
