@@ -282,6 +282,10 @@ void SocketmapServer::OnReadable(Connection& c) {
       malformed_.fetch_add(1, std::memory_order_relaxed);
       c.closing = true;
     }
+    // A short read drained the socket: no second read() just to see EAGAIN
+    // (a third of the syscalls of a closed-loop request); epoll is
+    // level-triggered and reports whatever arrives next, EOF included.
+    if (static_cast<size_t>(n) < sizeof(buf)) break;
   }
   Flush(c);
 }
