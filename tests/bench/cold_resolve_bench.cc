@@ -41,16 +41,12 @@
 #include "server/src/dns/unbound_dns_client.h"
 #include "server/src/https/curl_https_fetcher.h"
 #include "server/src/resolver/policy_resolver.h"
+#include "tests/bench/synthetic_dns.h"  // NoHttps
 #include "tests/support/world_env.h"
 
 namespace {
 
-class NoHttps : public mxpolicy::HttpsFetcher {
- public:
-  void Fetch(mxpolicy::HttpsRequest, Callback done) override {
-    std::move(done)(mxpolicy::FetchResult{});
-  }
-};
+using mxpolicy::bench::NoHttps;  // the DANE measurement fetches nothing
 
 enum class Branches { kBoth, kDaneAlone, kStsAlone };
 
