@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -41,6 +42,30 @@ struct ServerConfig {
   size_t max_cold_resolutions = 1000;
   // How long SIGTERM waits for in-flight calls before cancelling them.
   absl::Duration shutdown_grace = absl::Seconds(10);
+
+  // Observability. Prometheus text exposition at http://<metrics_listen>/metrics
+  // (empty: no metrics listener).
+  std::string metrics_listen = "127.0.0.1:9464";
+  // Plaintext gRPC listener serving only grpc.health.v1 (empty: none). For
+  // Kubernetes gRPC probes, which cannot speak TLS, when --tls-cert is set.
+  std::string health_listen;
+  enum class LogLevel { kDebug, kInfo, kWarning, kError };
+  LogLevel log_level = LogLevel::kInfo;
+  bool log_json = false;
+
+  // gRPC server TLS: both set → TLS; plus tls_client_ca → mTLS (clients
+  // must present a certificate from that CA). Re-read on SIGHUP.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  // Client-certificate identities (SAN DNS/URI/email or subject CN) allowed
+  // to call admin RPCs under mTLS. Without mTLS, admin RPCs are loopback-only.
+  std::vector<std::string> admin_identities;
+
+  // Optional shared L2 tier: redis://[:password@]host[:port][/db] (empty: off).
+  std::string redis_url;
+  // Time limit for one Redis operation; beyond it L1 + DNS/HTTPS answer.
+  absl::Duration redis_timeout = absl::Milliseconds(50);
 };
 
 // Parses argv ("--name=value" or "--name value") into a ServerConfig.

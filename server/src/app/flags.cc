@@ -11,6 +11,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "server/src/app/config.h"
@@ -171,6 +173,78 @@ std::vector<Flag> ServerFlags(ServerConfig& c) {
        "On SIGTERM/SIGINT, how long in-flight calls may run before they are "
        "cancelled.",
        dur(d.shutdown_grace), SetDuration(c.shutdown_grace, "shutdown-grace")},
+      {"metrics-listen",
+       "HTTP listen address host:port of the Prometheus metrics endpoint "
+       "(GET /metrics). Empty: no metrics listener.",
+       d.metrics_listen, SetString(c.metrics_listen)},
+      {"health-listen",
+       "Plaintext gRPC listener host:port serving only grpc.health.v1, for "
+       "Kubernetes gRPC probes (which cannot speak TLS) when --tls-cert is "
+       "set. Empty: none.",
+       "\"\"", SetString(c.health_listen)},
+      {"log-level",
+       "Lowest level logged to stderr: debug, info, warning or error. One line "
+       "per fresh decision at info, per cached answer at debug; policy bodies "
+       "only at debug.",
+       "info",
+       [&c](absl::string_view v) {
+         using L = ServerConfig::LogLevel;
+         if (v == "debug") {
+           c.log_level = L::kDebug;
+         } else if (v == "info") {
+           c.log_level = L::kInfo;
+         } else if (v == "warning") {
+           c.log_level = L::kWarning;
+         } else if (v == "error") {
+           c.log_level = L::kError;
+         } else {
+           return absl::InvalidArgumentError(absl::StrCat(
+               "--log-level: want debug, info, warning or error, got \"", v,
+               "\""));
+         }
+         return absl::OkStatus();
+       }},
+      {"log-format", "Log line format: text or json (one object per line).",
+       "text",
+       [&c](absl::string_view v) {
+         if (v != "text" && v != "json") {
+           return absl::InvalidArgumentError(absl::StrCat(
+               "--log-format: want text or json, got \"", v, "\""));
+         }
+         c.log_json = v == "json";
+         return absl::OkStatus();
+       }},
+      {"tls-cert",
+       "PEM certificate chain of the gRPC server; with --tls-key turns on TLS. "
+       "Re-read on SIGHUP.",
+       "\"\"", SetString(c.tls_cert)},
+      {"tls-key", "PEM private key for --tls-cert.", "\"\"",
+       SetString(c.tls_key)},
+      {"tls-client-ca",
+       "PEM CA bundle for client certificates; set, every client must present "
+       "a certificate it signed (mTLS).",
+       "\"\"", SetString(c.tls_client_ca)},
+      {"admin-identity",
+       "Comma-separated client-certificate identities (SAN DNS name, URI or "
+       "e-mail, or subject CN) allowed to call admin RPCs such as Invalidate "
+       "under mTLS. Without mTLS admin RPCs are allowed from loopback only.",
+       "\"\"",
+       [&c](absl::string_view v) {
+         c.admin_identities.clear();
+         for (absl::string_view id : absl::StrSplit(v, ',', absl::SkipEmpty())) {
+           c.admin_identities.emplace_back(absl::StripAsciiWhitespace(id));
+         }
+         return absl::OkStatus();
+       }},
+      {"redis",
+       "Shared L2 tier: redis://[:password@]host[:port][/db]. MTA-STS "
+       "policies (until max_age) and decisions (until their TTL) are shared "
+       "by replicas and survive restarts. Empty: L1 only.",
+       "\"\"", SetString(c.redis_url)},
+      {"redis-timeout",
+       "Time limit for one Redis operation; slower answers are ignored and "
+       "the service answers from L1, DNS and HTTPS.",
+       dur(d.redis_timeout), SetDuration(c.redis_timeout, "redis-timeout")},
   };
 }
 
@@ -226,6 +300,20 @@ absl::StatusOr<ServerConfig> ParseServerFlags(int argc, char** argv,
       value = argv[++i];
     }
     if (absl::Status s = flag->set(value); !s.ok()) return s;
+  }
+  if (config.tls_cert.empty() != config.tls_key.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls-cert and --tls-key go together: set both or neither");
+  }
+  if (!config.tls_client_ca.empty() && config.tls_cert.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls-client-ca needs --tls-cert and --tls-key (mTLS is TLS with "
+        "client certificates)");
+  }
+  if (!config.admin_identities.empty() && config.tls_client_ca.empty()) {
+    return absl::InvalidArgumentError(
+        "--admin-identity needs --tls-client-ca: identities come from client "
+        "certificates (without mTLS, admin RPCs are loopback-only)");
   }
   return config;
 }
