@@ -21,6 +21,9 @@ PACKAGES=(
   # conformance: Postfix's posttls-finger, a validating unbound on :53 in a
   # private network namespace
   postfix unbound iproute2 postfix-mta-sts-resolver
+  # L2 shared tier: hiredis, and redis-server for its tests (the tests run
+  # their own instance; the system one is kept from starting)
+  libhiredis-dev redis-server
 )
 
 missing=()
