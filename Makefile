@@ -7,7 +7,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 ARGS ?=
 
-.PHONY: all deps configure build run test demo bench fuzz clean
+.PHONY: all deps configure build run test tools demo bench fuzz clean
 
 all: build
 
@@ -24,9 +24,14 @@ run: build
 	@echo "mxpolicyd: listening on 127.0.0.1:8460 (Ctrl-C to stop); try: $(BUILD_DIR)/client/mxpolicy resolve example.org"
 	@exec $(BUILD_DIR)/server/src/app/mxpolicyd $(ARGS)
 
+# Test tools that are not Debian packages (helm, for tests/helm), fetched
+# here so that the tests themselves never leave the machine.
+tools:
+	@bash scripts/fetch-helm.sh $(BUILD_DIR)/tools
+
 # The world fixture stops itself after the tests; the final stop is a
 # backstop for an interrupted run, so nothing is ever left running.
-test: build
+test: build tools
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS); rc=$$?; \
 	  bash $(CURDIR)/tests/world/world.sh stop $(CURDIR)/$(BUILD_DIR)/world >/dev/null 2>&1; \
 	  exit $$rc
