@@ -1,0 +1,152 @@
+// RedisTier: the SharedTier on Redis, through hiredis 0.14 (Debian 12). The
+// blocking client library is wrapped Envoy-style: callers only enqueue into a
+// bounded queue; a few worker threads, each with its own connection, run the
+// commands with hiredis's synchronous API under socket timeouts. Values use
+// the versioned, length-checked encoding of codec.h under the keys
+// "mxpolicy:v1:policy:<domain>" and "mxpolicy:v1:decision:<domain>", stored
+// with SET ... PX so Redis itself drops them at expiry.
+#ifndef MXPOLICY_L2_REDIS_TIER_H_
+#define MXPOLICY_L2_REDIS_TIER_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/src/common/clock.h"
+#include "server/src/l2/shared_tier.h"
+
+namespace mxpolicy {
+
+// Where a Redis URL points.
+struct RedisEndpoint {
+  std::string host;  // name, IPv4 literal or IPv6 literal (no brackets)
+  int port = 6379;
+  std::string user;      // Redis 6 ACL user; empty: "AUTH <password>"
+  std::string password;  // empty: no AUTH
+  int db = 0;            // SELECTed when not 0
+};
+
+// Parses redis://[[user]:password@]host[:port][/db]. User and password may
+// be percent-encoded (needed for '@', ':' and '/'); an IPv6 host goes in
+// brackets. INVALID_ARGUMENT naming the problem for anything else, including
+// rediss:// (hiredis 0.14 has no TLS) and unix sockets.
+absl::StatusOr<RedisEndpoint> ParseRedisUrl(absl::string_view url);
+
+// Contract: that of SharedTier, with these specifics.
+// - Every operation gets a deadline of now + `timeout` when enqueued. One
+//   whose deadline passed in the queue completes with nullopt without I/O;
+//   otherwise the worker gives the socket only the time left (connect, AUTH,
+//   SELECT and the command all count), so a get completes within about
+//   `timeout` (plus thread scheduling) even when Redis is stopped (SIGSTOP)
+//   or unreachable. Host names are resolved by getaddrinfo() at connect
+//   time, which the timeout does not bound: prefer an address literal.
+// - A full queue drops the operation (stats().dropped; gets complete inline
+//   with nullopt).
+// - Any connection-level failure (I/O error, timeout, protocol error, AUTH or
+//   SELECT refused) closes that worker's connection; the worker reconnects
+//   by itself after a back-off doubling from `min_backoff` to `max_backoff`,
+//   also when idle. While a worker backs off, its operations fail fast
+//   (stats().unavailable) instead of waiting. An error *reply* to a command
+//   (e.g. WRONGTYPE at the key) keeps the connection.
+// - Stored values are untrusted: wrong type, version, kind, length or an
+//   expiry in the past read as nullopt and count in stats().errors.
+// - last_error() keeps the latest failure's text (hiredis's or the
+//   decoder's), for the caller to log.
+// Thread-safe. Destruction waits for in-flight commands (at most about
+// `timeout`) and completes queued gets with nullopt; it must not race with
+// calls and must not run inside a callback.
+class RedisTier final : public SharedTier {
+ public:
+  struct Options {
+    std::string url;  // see ParseRedisUrl
+    absl::Duration timeout = absl::Milliseconds(50);
+    int workers = 2;           // threads, and so connections
+    size_t max_queue = 4096;   // operations waiting for a worker
+    absl::Duration min_backoff = absl::Milliseconds(100);
+    absl::Duration max_backoff = absl::Seconds(5);
+    // For the expiry of stored values (decoding, PX). Socket timeouts and
+    // back-off use real time. nullptr: a RealClock. Must outlive the tier.
+    const Clock* clock = nullptr;
+  };
+
+  // INVALID_ARGUMENT for a bad URL or options. Succeeds when Redis is down:
+  // the workers keep trying in the background.
+  static absl::StatusOr<std::unique_ptr<RedisTier>> Create(
+      const Options& options);
+
+  ~RedisTier() override;
+  RedisTier(const RedisTier&) = delete;
+  RedisTier& operator=(const RedisTier&) = delete;
+
+  void GetPolicy(std::string domain, PolicyCallback done) override;
+  void GetDecision(std::string domain, DecisionCallback done) override;
+  void PutPolicy(std::string domain, StoredPolicy policy) override;
+  void PutDecision(std::string domain, StoredDecision decision) override;
+  void Forget(std::string domain) override;
+  Stats stats() const override;
+
+  // The text of the most recent failure, "" if none yet.
+  std::string last_error() const;
+
+ private:
+  // One queued operation. Deadlines are real time (they bound sockets).
+  struct Op {
+    enum class Kind { kGetPolicy, kGetDecision, kPut, kForget };
+    Kind kind = Kind::kGetPolicy;
+    std::string domain;
+    std::string key;           // kPut: the key; others derive it from domain
+    std::string value;         // kPut: the encoded value
+    absl::Time expires_at;     // kPut: PX is computed when the command runs
+    absl::Time deadline;
+    PolicyCallback policy_done;      // kGetPolicy
+    DecisionCallback decision_done;  // kGetDecision
+  };
+  class Connection;  // one worker's hiredis context; defined in the .cc
+
+  RedisTier(const Options& options, RedisEndpoint endpoint);
+
+  // Queues `op`, or completes it at once (nullopt) when the queue is full or
+  // the tier is stopping.
+  void Enqueue(Op op);
+  void WorkerLoop();
+  // Runs `op` on `conn` (a worker's own) and completes it.
+  void Run(Connection& conn, Op& op);
+  bool HasWorkOrStopping() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SetLastError(std::string text);
+  absl::Time ClockNow() const;
+
+  const Options options_;
+  const RedisEndpoint endpoint_;
+  const RealClock real_clock_;
+
+  mutable absl::Mutex mu_;
+  std::deque<Op> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+
+  mutable absl::Mutex error_mu_;
+  std::string last_error_ ABSL_GUARDED_BY(error_mu_);
+
+  struct Counters {
+    std::atomic<uint64_t> policy_hits{0}, policy_misses{0}, decision_hits{0},
+        decision_misses{0}, errors{0}, timeouts{0}, dropped{0},
+        unavailable{0}, connect_failures{0}, reconnects{0};
+  };
+  Counters counters_;
+
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace mxpolicy
+
+#endif  // MXPOLICY_L2_REDIS_TIER_H_
