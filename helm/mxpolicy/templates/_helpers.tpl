@@ -1,0 +1,186 @@
+{{/* Names and labels. */}}
+{{- define "mxpolicy.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "mxpolicy.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The headless Service's name (leaves room for the suffix). */}}
+{{- define "mxpolicy.headlessName" -}}
+{{- printf "%s-headless" (include "mxpolicy.fullname" . | trunc 54 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "mxpolicy.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "mxpolicy.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "mxpolicy.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "mxpolicy.labels" -}}
+helm.sh/chart: {{ include "mxpolicy.chart" . }}
+{{ include "mxpolicy.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: mxpolicy
+{{- end }}
+
+{{- define "mxpolicy.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "mxpolicy.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "mxpolicy.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion (toString .Values.image.tag)) }}
+{{- end }}
+
+{{/*
+server.<key> -> mxpolicyd --<flag>. The flag names are mxpolicyd's contract
+(server/src/app/flags.cc); tests/helm checks this table against it.
+*/}}
+{{- define "mxpolicy.serverFlags" -}}
+trustAnchorFile: trust-anchor-file
+stsCaFile: sts-ca-file
+stsHttpsPort: sts-https-port
+stsDiscoveryFailure: sts-discovery-failure
+dnsTimeout: dns-timeout
+dnsQnameMinimisation: dns-qname-minimisation
+fetchConnectTimeout: fetch-connect-timeout
+fetchTimeout: fetch-timeout
+cacheEntries: cache-entries
+policyEntries: policy-entries
+cacheShards: cache-shards
+maxTtl: max-ttl
+tempfailTtl: tempfail-ttl
+maxColdResolutions: max-cold-resolutions
+shutdownGrace: shutdown-grace
+logLevel: log-level
+logFormat: log-format
+{{- end }}
+
+{{/*
+A value as a flag text: YAML numbers arrive as float64, which would print
+1000000 as 1e+06; whole numbers print as integers.
+*/}}
+{{- define "mxpolicy.flagText" -}}
+{{- if and (kindIs "float64" .) (eq (float64 .) (floor .)) }}{{ int64 . }}{{ else }}{{ toString . }}{{ end }}
+{{- end }}
+
+{{/* Whether a value is set: not null and not "". false and 0 are set. */}}
+{{- define "mxpolicy.isSet" -}}
+{{- if and (not (kindIs "invalid" .)) (ne (toString .) "") }}true{{ end }}
+{{- end }}
+
+{{- define "mxpolicy.redisEnabled" -}}
+{{- if or .Values.redis.url .Values.redis.urlSecret.name }}true{{ end }}
+{{- end }}
+
+{{/* Paths of the mounted Secrets and ConfigMap. */}}
+{{- define "mxpolicy.tlsDir" -}}/etc/mxpolicy/tls{{- end }}
+{{- define "mxpolicy.clientCADir" -}}/etc/mxpolicy/client-ca{{- end }}
+{{- define "mxpolicy.unboundDir" -}}/etc/mxpolicy/unbound{{- end }}
+
+{{/* The port Kubernetes' gRPC probes use. */}}
+{{- define "mxpolicy.probePort" -}}
+{{- if .Values.tls.enabled }}{{ int .Values.ports.health }}{{ else }}{{ int .Values.ports.grpc }}{{ end }}
+{{- end }}
+
+{{/*
+Refuses inconsistent values with a message naming the value to fix (the
+same rules mxpolicyd applies to its flags, caught at install time).
+*/}}
+{{- define "mxpolicy.validate" -}}
+{{- $known := include "mxpolicy.serverFlags" . | fromYaml }}
+{{- range $key, $_ := .Values.server }}
+{{- if not (hasKey $known $key) }}
+{{- fail (printf "server.%s is not an mxpolicyd flag value (known: %s; TLS, Redis, listeners and the unbound config have their own sections)" $key (keys $known | sortAlpha | join ", ")) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.tls.enabled (not .Values.tls.secretName) }}
+{{- fail "tls.enabled needs tls.secretName (a kubernetes.io/tls Secret with tls.crt and tls.key)" }}
+{{- end }}
+{{- if and .Values.tls.clientCA.secretName (not .Values.tls.enabled) }}
+{{- fail "tls.clientCA.secretName (mTLS) needs tls.enabled" }}
+{{- end }}
+{{- if and .Values.tls.adminIdentities (not .Values.tls.clientCA.secretName) }}
+{{- fail "tls.adminIdentities needs tls.clientCA.secretName: identities come from client certificates" }}
+{{- end }}
+{{- if and .Values.redis.url .Values.redis.urlSecret.name }}
+{{- fail "set redis.url or redis.urlSecret.name, not both" }}
+{{- end }}
+{{- if and .Values.podDisruptionBudget.enabled (include "mxpolicy.isSet" .Values.podDisruptionBudget.minAvailable) (include "mxpolicy.isSet" .Values.podDisruptionBudget.maxUnavailable) }}
+{{- fail "set podDisruptionBudget.minAvailable or podDisruptionBudget.maxUnavailable, not both" }}
+{{- end }}
+{{- if not (has .Values.podAntiAffinity.type (list "soft" "hard")) }}
+{{- fail "podAntiAffinity.type: want soft or hard" }}
+{{- end }}
+{{- /* terminationGracePeriodSeconds must outlast --shutdown-grace. */}}
+{{- $grace := 10 }}
+{{- $g := toString (default "" .Values.server.shutdownGrace) }}
+{{- if regexMatch "^[0-9]+s$" $g }}
+{{- $grace = trimSuffix "s" $g | atoi }}
+{{- else if regexMatch "^[0-9]+m$" $g }}
+{{- $grace = mul (trimSuffix "m" $g | atoi) 60 }}
+{{- end }}
+{{- if le (int .Values.terminationGracePeriodSeconds) $grace }}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must exceed server.shutdownGrace (%ds)" .Values.terminationGracePeriodSeconds $grace) }}
+{{- end }}
+{{- end }}
+
+{{/* mxpolicyd's arguments, one per line as a YAML list. */}}
+{{- define "mxpolicy.args" -}}
+- {{ printf "--listen=0.0.0.0:%d" (int .Values.ports.grpc) | quote }}
+{{- if .Values.metrics.enabled }}
+- {{ printf "--metrics-listen=0.0.0.0:%d" (int .Values.ports.metrics) | quote }}
+{{- else }}
+- "--metrics-listen="
+{{- end }}
+{{- $server := .Values.server }}
+{{- range $key, $flag := include "mxpolicy.serverFlags" . | fromYaml }}
+{{- $v := index $server $key }}
+{{- if include "mxpolicy.isSet" $v }}
+- {{ printf "--%s=%s" $flag (include "mxpolicy.flagText" $v) | quote }}
+{{- end }}
+{{- end }}
+{{- if .Values.unbound.config }}
+- {{ printf "--unbound-config=%s/unbound.conf" (include "mxpolicy.unboundDir" .) | quote }}
+{{- end }}
+{{- if .Values.tls.enabled }}
+- {{ printf "--tls-cert=%s/tls.crt" (include "mxpolicy.tlsDir" .) | quote }}
+- {{ printf "--tls-key=%s/tls.key" (include "mxpolicy.tlsDir" .) | quote }}
+- {{ printf "--health-listen=0.0.0.0:%d" (int .Values.ports.health) | quote }}
+{{- if .Values.tls.clientCA.secretName }}
+- {{ printf "--tls-client-ca=%s/%s" (include "mxpolicy.clientCADir" .) .Values.tls.clientCA.key | quote }}
+{{- end }}
+{{- if .Values.tls.adminIdentities }}
+- {{ printf "--admin-identity=%s" (join "," .Values.tls.adminIdentities) | quote }}
+{{- end }}
+{{- end }}
+{{- if .Values.redis.urlSecret.name }}
+- "--redis=$(REDIS_URL)"
+{{- else if .Values.redis.url }}
+- {{ printf "--redis=%s" .Values.redis.url | quote }}
+{{- end }}
+{{- if include "mxpolicy.isSet" .Values.redis.timeout }}
+- {{ printf "--redis-timeout=%s" (include "mxpolicy.flagText" .Values.redis.timeout) | quote }}
+{{- end }}
+{{- range .Values.extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end }}
