@@ -98,9 +98,9 @@ absl::StatusOr<RedisEndpoint> ParseRedisUrl(absl::string_view url) {
         "has no TLS; use redis:// on a trusted network or a local TLS tunnel");
   }
   if (!absl::StartsWithIgnoreCase(url, kScheme)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "redis URL \"", url,
-        "\": expected redis://[[user]:password@]host[:port][/db]"));
+    // The URL is not echoed: it may carry a password.
+    return absl::InvalidArgumentError(
+        "redis URL: expected redis://[[user]:password@]host[:port][/db]");
   }
   absl::string_view rest = url.substr(kScheme.size());
   if (rest.find_first_of("?#") != absl::string_view::npos) {
@@ -248,6 +248,16 @@ class RedisTier::Connection {
       if (!IsOkStatus(*reply)) {
         ConnectFailed(absl::StrCat("redis SELECT ", ep.db,
                                    " refused: ", ReplyText(*reply)));
+        return false;
+      }
+    }
+    if (ep.password.empty() && ep.db == 0) {
+      // Nothing was asked of the server yet: a stopped (SIGSTOP) Redis still
+      // completes TCP handshakes in the kernel. Only an answer proves it up.
+      Reply reply = Command(deadline, {"PING"});
+      if (reply == nullptr) return CommandFailedWhileConnecting();
+      if (reply->type == REDIS_REPLY_ERROR) {
+        ConnectFailed(absl::StrCat("redis PING refused: ", ReplyText(*reply)));
         return false;
       }
     }

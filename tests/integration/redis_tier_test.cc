@@ -1,0 +1,593 @@
+// RedisTier against a real redis-server (tests/support/redis_server.h): the
+// L2 shared tier of DESIGN.md "Caching" (issue 7, "Shared tier"). No mocks,
+// no DNS world. Every get is awaited with a bound, so a hang fails the test
+// instead of stalling it.
+#include "server/src/l2/redis_tier.h"
+
+#include <hiredis/hiredis.h>
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/src/l2/codec.h"
+#include "tests/support/redis_server.h"
+
+namespace mxpolicy {
+namespace {
+
+using ::mxpolicy::testing::RedisServer;
+using ::testing::HasSubstr;
+
+constexpr absl::Duration kTimeout = absl::Milliseconds(50);
+// The contract is "about the timeout"; the bound allows 2× plus thread
+// scheduling on a shared, busy 2-core machine.
+const absl::Duration kGetBound = 2 * kTimeout + absl::Milliseconds(50);
+// A get's call itself must not block: it only enqueues.
+constexpr absl::Duration kCallBound = absl::Milliseconds(20);
+
+absl::Time NowMs() { return absl::FromUnixMillis(absl::ToUnixMillis(absl::Now())); }
+
+RedisTier::Options TierOptions(const std::string& url) {
+  RedisTier::Options o;
+  o.url = url;
+  o.timeout = kTimeout;
+  o.min_backoff = absl::Milliseconds(20);
+  o.max_backoff = absl::Milliseconds(200);
+  return o;
+}
+
+std::unique_ptr<RedisTier> MakeTier(const RedisTier::Options& options) {
+  absl::StatusOr<std::unique_ptr<RedisTier>> tier = RedisTier::Create(options);
+  EXPECT_TRUE(tier.ok()) << tier.status();
+  return tier.ok() ? *std::move(tier) : nullptr;
+}
+
+// One get in flight: its result and how long the call and the completion
+// took. Shared with the callback, so an abandoned wait cannot dangle.
+template <typename T>
+struct Pending {
+  absl::Notification done;
+  std::optional<T> value;
+  absl::Time start;
+  absl::Duration call_took;
+  absl::Duration took;
+
+  bool Wait() { return done.WaitForNotificationWithTimeout(absl::Seconds(2)); }
+};
+
+std::shared_ptr<Pending<StoredPolicy>> StartGetPolicy(RedisTier& tier,
+                                                      const std::string& d) {
+  auto p = std::make_shared<Pending<StoredPolicy>>();
+  p->start = absl::Now();
+  tier.GetPolicy(d, [p](std::optional<StoredPolicy> v) {
+    p->value = std::move(v);
+    p->took = absl::Now() - p->start;
+    p->done.Notify();
+  });
+  p->call_took = absl::Now() - p->start;
+  return p;
+}
+
+std::shared_ptr<Pending<StoredDecision>> StartGetDecision(
+    RedisTier& tier, const std::string& d) {
+  auto p = std::make_shared<Pending<StoredDecision>>();
+  p->start = absl::Now();
+  tier.GetDecision(d, [p](std::optional<StoredDecision> v) {
+    p->value = std::move(v);
+    p->took = absl::Now() - p->start;
+    p->done.Notify();
+  });
+  p->call_took = absl::Now() - p->start;
+  return p;
+}
+
+std::optional<StoredPolicy> GetPolicy(RedisTier& tier, const std::string& d) {
+  auto p = StartGetPolicy(tier, d);
+  EXPECT_TRUE(p->Wait()) << "GetPolicy(" << d << ") never completed";
+  return p->value;
+}
+
+std::optional<StoredDecision> GetDecision(RedisTier& tier,
+                                          const std::string& d) {
+  auto p = StartGetDecision(tier, d);
+  EXPECT_TRUE(p->Wait()) << "GetDecision(" << d << ") never completed";
+  return p->value;
+}
+
+// Polls `pred` every 10 ms for up to `limit`.
+template <typename Pred>
+bool Eventually(Pred pred, absl::Duration limit = absl::Seconds(3)) {
+  const absl::Time give_up = absl::Now() + limit;
+  while (absl::Now() < give_up) {
+    if (pred()) return true;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return pred();
+}
+
+// A plain hiredis connection for writing raw (hostile) values and looking
+// at what the tier stored.
+class RawRedis {
+ public:
+  explicit RawRedis(int port, const std::string& password = "") {
+    ctx_ = redisConnect("127.0.0.1", port);
+    if (!password.empty()) Command({"AUTH", password});
+  }
+  ~RawRedis() {
+    if (ctx_ != nullptr) redisFree(ctx_);
+  }
+  struct Result {
+    int type = -1;
+    long long integer = 0;
+    std::string str;
+  };
+  Result Command(const std::vector<std::string>& args) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    for (const std::string& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    Result r;
+    auto* reply = static_cast<redisReply*>(redisCommandArgv(
+        ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()));
+    if (reply == nullptr) return r;
+    r.type = reply->type;
+    r.integer = reply->integer;
+    if (reply->str != nullptr) r.str.assign(reply->str, reply->len);
+    freeReplyObject(reply);
+    return r;
+  }
+  bool Exists(const std::string& key) {
+    return Command({"EXISTS", key}).integer == 1;
+  }
+
+ private:
+  redisContext* ctx_ = nullptr;
+};
+
+StoredPolicy SamplePolicy(absl::Duration life = absl::Hours(1)) {
+  const absl::Time now = NowMs();
+  // Binary-safe: a NUL and bare newlines in the body.
+  static constexpr char kBody[] =
+      "version: STSv1\r\nmode: enforce\r\nmx: mx.example.net\r\n"
+      "max_age: 86400\r\n\0binary\n";
+  return StoredPolicy{"20240101T000000", std::string(kBody, sizeof kBody - 1),
+                      now, now + life};
+}
+
+class RedisTierTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(redis_.Start()); }
+  RedisServer redis_;
+};
+
+// DESIGN.md "Caching" L2: Redis holds MTA-STS policies for the fleet;
+// RFC 8461 §10.2: a policy kept outside the process survives its restart.
+TEST_F(RedisTierTest, PolicyRoundTrip) {
+  auto tier = MakeTier(TierOptions(redis_.url()));
+  ASSERT_NE(tier, nullptr);
+  const StoredPolicy put = SamplePolicy();
+  tier->PutPolicy("example.com", put);
+  std::optional<StoredPolicy> got;
+  ASSERT_TRUE(Eventually([&] {
+    got = GetPolicy(*tier, "example.com");
+    return got.has_value();
+  }));
+  EXPECT_EQ(got->id, put.id);
+  EXPECT_EQ(got->body, put.body);
+  EXPECT_EQ(got->fetched_at, put.fetched_at);
+  EXPECT_EQ(got->expires_at, put.expires_at);
+  EXPECT_GE(tier->stats().policy_hits, 1u);
+  EXPECT_EQ(tier->stats().errors, 0u);
+
+  // A second tier (another replica, or this one after a restart) sees it.
+  auto other = MakeTier(TierOptions(redis_.url()));
+  std::optional<StoredPolicy> seen = GetPolicy(*other, "example.com");
+  ASSERT_TRUE(seen.has_value());
+  EXPECT_EQ(seen->body, put.body);
+}
+
+// DESIGN.md "Caching" L2: decisions are shared so replicas answer alike.
+TEST_F(RedisTierTest, DecisionRoundTripAndMiss) {
+  auto tier = MakeTier(TierOptions(redis_.url()));
+  ASSERT_NE(tier, nullptr);
+  static constexpr char kResponse[] = "\x08\x02\x12\x00\xff response";
+  const StoredDecision put{std::string(kResponse, sizeof kResponse - 1),
+                           NowMs() + absl::Minutes(5)};
+  tier->PutDecision("example.org", put);
+  std::optional<StoredDecision> got;
+  ASSERT_TRUE(Eventually([&] {
+    got = GetDecision(*tier, "example.org");
+    return got.has_value();
+  }));
+  EXPECT_EQ(got->response, put.response);
+  EXPECT_EQ(got->expires_at, put.expires_at);
+
+  const uint64_t misses = tier->stats().decision_misses;
+  EXPECT_FALSE(GetDecision(*tier, "nothing-here.example").has_value());
+  EXPECT_FALSE(GetPolicy(*tier, "example.org").has_value());  // other key
+  EXPECT_EQ(tier->stats().decision_misses, misses + 1);
+  EXPECT_EQ(tier->stats().policy_misses, 1u);
+  EXPECT_EQ(tier->stats().errors, 0u);
+}
+
+// DESIGN.md "Caching" L2 + RFC 8461 §5.1 (a policy is used until max_age
+// expires, not after): Redis drops the value at expires_at (SET ... PX).
+TEST_F(RedisTierTest, ExpiryHonoured) {
+  auto tier = MakeTier(TierOptions(redis_.url()));
+  ASSERT_NE(tier, nullptr);
+  RawRedis raw(redis_.port());
+  tier->PutPolicy("short.example", SamplePolicy(absl::Milliseconds(400)));
+  ASSERT_TRUE(Eventually(
+      [&] { return raw.Exists(l2::PolicyKey("short.example")); }));
+  const long long pttl =
+      raw.Command({"PTTL", l2::PolicyKey("short.example")}).integer;
+  EXPECT_GT(pttl, 0);
+  EXPECT_LE(pttl, 400);
+  EXPECT_TRUE(GetPolicy(*tier, "short.example").has_value());
+  absl::SleepFor(absl::Milliseconds(500));
+  EXPECT_FALSE(raw.Exists(l2::PolicyKey("short.example")));
+  EXPECT_FALSE(GetPolicy(*tier, "short.example").has_value());
+
+  // Already expired: nothing is stored.
+  tier->PutDecision("gone.example",
+                    StoredDecision{"x", absl::Now() - absl::Seconds(1)});
+  tier->PutPolicy("marker.example", SamplePolicy());  // queued after it
+  ASSERT_TRUE(Eventually(
+      [&] { return raw.Exists(l2::PolicyKey("marker.example")); }));
+  EXPECT_FALSE(raw.Exists(l2::DecisionKey("gone.example")));
+}
+
+// DESIGN.md "Caching" L2 / STYLE.md "Untrusted input": Redis content is
+// untrusted; anything but a well-formed, unexpired version-1 value of the
+// right kind reads as nullopt and counts as an error, and the tier goes on.
+TEST_F(RedisTierTest, GarbageAtTheKeyIsAMissAndAnError) {
+  auto tier = MakeTier(TierOptions(redis_.url()));
+  ASSERT_NE(tier, nullptr);
+  RawRedis raw(redis_.port());
+  const int64_t future = absl::ToUnixMillis(absl::Now() + absl::Hours(1));
+  const int64_t past = absl::ToUnixMillis(absl::Now() - absl::Hours(1));
+  struct Case {
+    std::string name;
+    std::string value;
+  };
+  const std::vector<Case> cases = {
+      {"empty", ""},
+      {"no header line", "MXP1 P 1 2 3 4"},
+      {"wrong version", absl::StrCat("MXP2 P 0 ", future, " 1 1\nab")},
+      {"wrong kind", absl::StrCat("MXP1 D 0 ", future, " 0 2\nab")},
+      {"truncated", absl::StrCat("MXP1 P 0 ", future, " 2 10\nidbody")},
+      {"trailing bytes", absl::StrCat("MXP1 P 0 ", future, " 2 4\nidbodyXX")},
+      {"huge length", absl::StrCat("MXP1 P 0 ", future,
+                                   " 2 99999999999999\nidbody")},
+      {"overflowing length", absl::StrCat("MXP1 P 0 ", future,
+                                          " 2 184467440737095516160\nid")},
+      {"negative length", absl::StrCat("MXP1 P 0 ", future, " -2 4\nidbody")},
+      {"non-numeric", absl::StrCat("MXP1 P zero ", future, " 2 4\nidbody")},
+      {"too many fields", absl::StrCat("MXP1 P 0 ", future, " 2 4 9\nidbody")},
+      {"expired", absl::StrCat("MXP1 P 0 ", past, " 2 4\nidbody")},
+      {"fetched after expiry",
+       absl::StrCat("MXP1 P ", future + 1, " ", future, " 2 4\nidbody")},
+      {"header line too long", std::string(200, '1') + "\n"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    raw.Command({"SET", l2::PolicyKey("bad.example"), c.value});
+    const uint64_t errors = tier->stats().errors;
+    EXPECT_FALSE(GetPolicy(*tier, "bad.example").has_value());
+    EXPECT_EQ(tier->stats().errors, errors + 1);
+    EXPECT_THAT(tier->last_error(), HasSubstr(l2::PolicyKey("bad.example")));
+  }
+
+  // A LIST where a string should be: WRONGTYPE, and the connection stays.
+  raw.Command({"DEL", l2::DecisionKey("bad.example")});
+  raw.Command({"RPUSH", l2::DecisionKey("bad.example"), "a", "b"});
+  const uint64_t errors = tier->stats().errors;
+  EXPECT_FALSE(GetDecision(*tier, "bad.example").has_value());
+  EXPECT_EQ(tier->stats().errors, errors + 1);
+  EXPECT_THAT(tier->last_error(), HasSubstr("WRONGTYPE"));
+
+  // The tier still serves good values afterwards, on the same connections.
+  tier->PutPolicy("good.example", SamplePolicy());
+  EXPECT_TRUE(Eventually(
+      [&] { return GetPolicy(*tier, "good.example").has_value(); }));
+  EXPECT_EQ(tier->stats().reconnects, 0u);
+  EXPECT_EQ(tier->stats().connect_failures, 0u);
+}
+
+// Issue 7: keys are built from the caller's normalised domain; anything
+// outside [a-z0-9.-] is refused before it reaches Redis (no key injection).
+TEST_F(RedisTierTest, UnsafeDomainsAreRefused) {
+  auto tier = MakeTier(TierOptions(redis_.url()));
+  ASSERT_NE(tier, nullptr);
+  const std::vector<std::string> domains = {
+      "", "Example.com", "a b.example", "x\r\nFLUSHALL", "*",
+      std::string(254, 'a')};
+  for (const std::string& d : domains) {
+    SCOPED_TRACE(d);
+    const uint64_t errors = tier->stats().errors;
+    auto p = StartGetPolicy(*tier, d);
+    ASSERT_TRUE(p->done.HasBeenNotified());  // inline, no I/O
+    EXPECT_FALSE(p->value.has_value());
+    EXPECT_EQ(tier->stats().errors, errors + 1);
+  }
+}
+
+// Issue 7: redis://[:password@]host[:port][/db] and the Redis 6 ACL form;
+// AUTH and SELECT on every connect.
+TEST(RedisTierAuthTest, PasswordAndDatabaseFromTheUrl) {
+  RedisServer redis("s3cr%t");
+  ASSERT_TRUE(redis.Start());
+  const std::string base = absl::StrCat("127.0.0.1:", redis.port());
+  RawRedis raw(redis.port(), "s3cr%t");
+
+  auto tier = MakeTier(TierOptions(absl::StrCat("redis://:s3cr%25t@", base, "/3")));
+  ASSERT_NE(tier, nullptr);
+  tier->PutPolicy("auth.example", SamplePolicy());
+  ASSERT_TRUE(Eventually(
+      [&] { return GetPolicy(*tier, "auth.example").has_value(); }));
+  EXPECT_FALSE(raw.Exists(l2::PolicyKey("auth.example")));  // not in db 0
+  raw.Command({"SELECT", "3"});
+  EXPECT_TRUE(raw.Exists(l2::PolicyKey("auth.example")));
+
+  auto acl = MakeTier(
+      TierOptions(absl::StrCat("redis://default:s3cr%25t@", base, "/3")));
+  ASSERT_NE(acl, nullptr);
+  EXPECT_TRUE(GetPolicy(*acl, "auth.example").has_value());
+
+  // A wrong password: misses, counted, and the reason kept.
+  auto wrong = MakeTier(TierOptions(absl::StrCat("redis://:nope@", base, "/3")));
+  ASSERT_NE(wrong, nullptr);
+  EXPECT_FALSE(GetPolicy(*wrong, "auth.example").has_value());
+  EXPECT_GE(wrong->stats().connect_failures, 1u);
+  EXPECT_THAT(wrong->last_error(), HasSubstr("AUTH refused"));
+}
+
+// Issue 7: bad URLs are INVALID_ARGUMENT with a clear message; rediss:// is
+// refused because hiredis 0.14 (Debian 12) has no TLS.
+TEST(RedisUrlTest, BadUrlsAreRejected) {
+  for (const char* url :
+       {"", "localhost:6379", "http://localhost", "redis://", "redis:///0",
+        "redis://host:", "redis://host:0", "redis://host:65536",
+        "redis://host:63x9", "redis://host/db", "redis://host/-1",
+        "redis://user@host", "redis://:@host", "redis://:p%zz@host",
+        "redis://:p%2@host", "redis://[::1", "redis://[::1]x",
+        "redis://host?timeout=1", "redis://ho st", "unix:///tmp/redis.sock"}) {
+    SCOPED_TRACE(url);
+    absl::StatusOr<std::unique_ptr<RedisTier>> tier =
+        RedisTier::Create(TierOptions(url));
+    ASSERT_FALSE(tier.ok());
+    EXPECT_EQ(tier.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(tier.status().message(), HasSubstr("redis URL"));
+  }
+  absl::StatusOr<std::unique_ptr<RedisTier>> tls =
+      RedisTier::Create(TierOptions("rediss://cache.example:6380"));
+  ASSERT_FALSE(tls.ok());
+  EXPECT_THAT(tls.status().message(), HasSubstr("TLS"));
+
+  RedisTier::Options zero = TierOptions("redis://127.0.0.1");
+  zero.timeout = absl::ZeroDuration();
+  EXPECT_EQ(RedisTier::Create(zero).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(RedisUrlTest, GoodUrlsParse) {
+  absl::StatusOr<RedisEndpoint> e = ParseRedisUrl("redis://cache.internal");
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->host, "cache.internal");
+  EXPECT_EQ(e->port, 6379);
+  EXPECT_EQ(e->db, 0);
+  EXPECT_EQ(e->password, "");
+
+  e = ParseRedisUrl("redis://app:p%40ss%3Aw%2Frd@[::1]:7000/12");
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->host, "::1");
+  EXPECT_EQ(e->port, 7000);
+  EXPECT_EQ(e->user, "app");
+  EXPECT_EQ(e->password, "p@ss:w/rd");
+  EXPECT_EQ(e->db, 12);
+
+  e = ParseRedisUrl("redis://:secret@10.0.0.5:6380/");
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->user, "");
+  EXPECT_EQ(e->password, "secret");
+  EXPECT_EQ(e->db, 0);
+}
+
+// DESIGN.md "Caching" L2: "The service keeps working (L1 only) when Redis is
+// down" — Create succeeds, and gets complete fast with nullopt.
+TEST(RedisTierDownTest, CreateSucceedsWithRedisDown) {
+  RedisServer redis;  // never started: nothing listens on its port
+  auto tier = MakeTier(TierOptions(redis.url()));
+  ASSERT_NE(tier, nullptr);
+  for (int i = 0; i < 5; ++i) {
+    auto p = StartGetPolicy(*tier, "down.example");
+    ASSERT_TRUE(p->Wait());
+    EXPECT_FALSE(p->value.has_value());
+    EXPECT_LT(p->call_took, kCallBound);
+    EXPECT_LT(p->took, kGetBound);
+  }
+  tier->PutPolicy("down.example", SamplePolicy());  // dropped quietly
+  EXPECT_EQ(tier->stats().policy_hits + tier->stats().policy_misses, 0u);
+  EXPECT_GE(tier->stats().connect_failures, 1u);
+  EXPECT_THAT(tier->last_error(), HasSubstr("connect"));
+}
+
+// DESIGN.md "Caching" L2 (works without Redis) and RFC 8461 §10.2 (policies
+// kept across restarts come back): Redis killed → gets fail fast; Redis
+// restarted → the tier reconnects by itself and hits again.
+TEST_F(RedisTierTest, KilledThenRestartedReconnectsByItself) {
+  auto tier = MakeTier(TierOptions(redis_.url()));
+  ASSERT_NE(tier, nullptr);
+  tier->PutPolicy("restart.example", SamplePolicy());
+  ASSERT_TRUE(Eventually(
+      [&] { return GetPolicy(*tier, "restart.example").has_value(); }));
+
+  redis_.Stop();
+  for (int i = 0; i < 10; ++i) {
+    auto p = StartGetPolicy(*tier, "restart.example");
+    ASSERT_TRUE(p->Wait());
+    EXPECT_FALSE(p->value.has_value());
+    EXPECT_LT(p->call_took, kCallBound);
+    EXPECT_LT(p->took, kGetBound) << "get " << i;
+  }
+  const RedisTier::Stats down = tier->stats();
+  EXPECT_GT(down.errors + down.unavailable + down.timeouts, 0u);
+
+  ASSERT_TRUE(redis_.Restart());  // same port, empty (no persistence)
+  // The workers reconnect on their own (back-off ≤ 200 ms here), without
+  // traffic; then a put and a get work again.
+  ASSERT_TRUE(Eventually([&] { return tier->stats().reconnects >= 1; }))
+      << tier->last_error();
+  tier->PutPolicy("restart.example", SamplePolicy());
+  EXPECT_TRUE(Eventually(
+      [&] { return GetPolicy(*tier, "restart.example").has_value(); }));
+}
+
+// DESIGN.md "Caching" L2: a hung Redis (SIGSTOP: the kernel still accepts
+// connections, nothing answers) costs a get at most about the timeout.
+TEST_F(RedisTierTest, PausedRedisGetsCompleteWithinTheTimeout) {
+  auto tier = MakeTier(TierOptions(redis_.url()));
+  ASSERT_NE(tier, nullptr);
+  tier->PutDecision("hang.example", StoredDecision{"r", NowMs() + absl::Hours(1)});
+  ASSERT_TRUE(Eventually(
+      [&] { return GetDecision(*tier, "hang.example").has_value(); }));
+
+  redis_.Pause();
+  // Concurrent gets: more than there are workers, so some wait in the queue.
+  std::vector<std::shared_ptr<Pending<StoredDecision>>> pending;
+  for (int i = 0; i < 8; ++i) {
+    pending.push_back(StartGetDecision(*tier, "hang.example"));
+  }
+  for (auto& p : pending) {
+    ASSERT_TRUE(p->Wait());
+    EXPECT_FALSE(p->value.has_value());
+    EXPECT_LT(p->call_took, kCallBound);
+    EXPECT_LT(p->took, kGetBound);
+  }
+  // And one at a time, while workers time out, back off and reconnect.
+  for (int i = 0; i < 6; ++i) {
+    auto p = StartGetDecision(*tier, "hang.example");
+    ASSERT_TRUE(p->Wait());
+    EXPECT_FALSE(p->value.has_value());
+    EXPECT_LT(p->took, kGetBound) << "get " << i;
+    absl::SleepFor(absl::Milliseconds(30));
+  }
+  EXPECT_GE(tier->stats().timeouts, 1u);
+  EXPECT_THAT(tier->last_error(), HasSubstr("timed out"));
+
+  redis_.Resume();
+  EXPECT_TRUE(Eventually(
+      [&] { return GetDecision(*tier, "hang.example").has_value(); }));
+}
+
+// DESIGN.md "Caching" (operator invalidation): Forget drops both keys.
+TEST_F(RedisTierTest, ForgetDropsBothKeys) {
+  auto tier = MakeTier(TierOptions(redis_.url()));
+  ASSERT_NE(tier, nullptr);
+  RawRedis raw(redis_.port());
+  tier->PutPolicy("forget.example", SamplePolicy());
+  tier->PutDecision("forget.example",
+                    StoredDecision{"r", NowMs() + absl::Hours(1)});
+  tier->PutPolicy("keep.example", SamplePolicy());
+  ASSERT_TRUE(Eventually([&] {
+    return raw.Exists(l2::PolicyKey("forget.example")) &&
+           raw.Exists(l2::DecisionKey("forget.example")) &&
+           raw.Exists(l2::PolicyKey("keep.example"));
+  }));
+  tier->Forget("forget.example");
+  EXPECT_TRUE(Eventually([&] {
+    return !raw.Exists(l2::PolicyKey("forget.example")) &&
+           !raw.Exists(l2::DecisionKey("forget.example"));
+  }));
+  EXPECT_FALSE(GetPolicy(*tier, "forget.example").has_value());
+  EXPECT_FALSE(GetDecision(*tier, "forget.example").has_value());
+  EXPECT_TRUE(GetPolicy(*tier, "keep.example").has_value());
+}
+
+// Issue 7: nothing blocks and every get completes, also under a burst from
+// many threads while Redis is down (bounded queue, fail fast, drops).
+TEST_F(RedisTierTest, BurstWhileDownAllComplete) {
+  RedisTier::Options options = TierOptions(redis_.url());
+  options.max_queue = 256;
+  auto tier = MakeTier(options);
+  ASSERT_NE(tier, nullptr);
+  redis_.Stop();
+
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 1000;
+  std::atomic<int> completed{0};
+  std::atomic<int> hits{0};
+  absl::Notification all_done;
+  const absl::Time start = absl::Now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        auto done = [&](bool hit) {
+          if (hit) hits.fetch_add(1);
+          if (completed.fetch_add(1) + 1 == kThreads * kPerThread) {
+            all_done.Notify();
+          }
+        };
+        const std::string domain = absl::StrCat("d", t, "-", i, ".example");
+        if (i % 2 == 0) {
+          tier->GetPolicy(domain, [done](std::optional<StoredPolicy> p) {
+            done(p.has_value());
+          });
+        } else {
+          tier->GetDecision(domain, [done](std::optional<StoredDecision> d) {
+            done(d.has_value());
+          });
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  const absl::Duration calls_took = absl::Now() - start;
+  ASSERT_TRUE(all_done.WaitForNotificationWithTimeout(absl::Seconds(5)))
+      << completed.load() << " of " << kThreads * kPerThread;
+  EXPECT_EQ(hits.load(), 0);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  EXPECT_LT(calls_took, absl::Seconds(1));
+  const RedisTier::Stats s = tier->stats();
+  EXPECT_EQ(s.errors + s.timeouts + s.dropped + s.unavailable +
+                s.policy_misses + s.decision_misses,
+            static_cast<uint64_t>(kThreads * kPerThread));
+}
+
+// Issue 7 (callbacks run exactly once): destroying the tier while Redis
+// hangs completes the queued gets and returns within about the timeout.
+TEST_F(RedisTierTest, DestructionCompletesQueuedGets) {
+  auto tier = MakeTier(TierOptions(redis_.url()));
+  ASSERT_NE(tier, nullptr);
+  ASSERT_FALSE(GetPolicy(*tier, "warm.example").has_value());  // connected
+  redis_.Pause();
+  std::vector<std::shared_ptr<Pending<StoredPolicy>>> pending;
+  for (int i = 0; i < 20; ++i) {
+    pending.push_back(StartGetPolicy(*tier, "queued.example"));
+  }
+  const absl::Time start = absl::Now();
+  tier.reset();
+  EXPECT_LT(absl::Now() - start, kGetBound);
+  for (auto& p : pending) {
+    EXPECT_TRUE(p->done.HasBeenNotified());
+    EXPECT_FALSE(p->value.has_value());
+  }
+  redis_.Resume();
+}
+
+}  // namespace
+}  // namespace mxpolicy
