@@ -17,7 +17,7 @@ PACKAGES=(
   dns-root-data ca-certificates
   # test world: knot + signed zones, nginx + test CA
   knot knot-dnsutils ldnsutils nginx-light openssl curl python3
-  python3-cryptography
+  python3-cryptography python3-yaml
   # conformance: Postfix's posttls-finger, a validating unbound on :53 in a
   # private network namespace
   postfix unbound iproute2 postfix-mta-sts-resolver

@@ -168,6 +168,9 @@ same rules mxpolicyd applies to its flags, caught at install time).
 {{- if .Values.tls.clientCA.secretName }}
 - {{ printf "--tls-client-ca=%s/%s" (include "mxpolicy.clientCADir" .) .Values.tls.clientCA.key | quote }}
 {{- end }}
+{{- if include "mxpolicy.isSet" .Values.tls.checkInterval }}
+- {{ printf "--tls-check-interval=%s" (include "mxpolicy.flagText" .Values.tls.checkInterval) | quote }}
+{{- end }}
 {{- if .Values.tls.adminIdentities }}
 - {{ printf "--admin-identity=%s" (join "," .Values.tls.adminIdentities) | quote }}
 {{- end }}

@@ -1,0 +1,503 @@
+#!/usr/bin/env python3
+"""Checks what the mxpolicy Helm chart renders (run by chart_test.sh).
+
+Usage: chart_check.py HELM CHART_DIR SOURCE_ROOT
+
+Renders the chart with `helm template` under several value sets and checks
+the objects, not the text: kinds, probes (gRPC, on a declared port: the gRPC
+port without TLS, the plaintext health port with TLS), the security context,
+the /tmp emptyDir, value -> flag mappings, that every argument is a flag
+mxpolicyd knows (parsed from server/src/app/flags.cc) and that every such
+flag has a chart value, values the chart must refuse, and the Grafana
+dashboard (valid JSON, every queried metric one mxpolicyd exports).
+Exits 1 listing every failed check.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import yaml
+
+HELM, CHART, ROOT = sys.argv[1:4]
+ALL_FEATURES = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            "all-features-values.yaml")
+RELEASE, NAMESPACE = "mxp", "mail"
+
+# The metrics mxpolicyd exports (the contract the dashboard is built on).
+METRICS = {
+    "mxpolicy_requests_total",
+    "mxpolicy_request_duration_seconds",
+    "mxpolicy_dns_query_duration_seconds",
+    "mxpolicy_sts_fetch_duration_seconds",
+    "mxpolicy_cache_entries",
+    "mxpolicy_cache_hits_total",
+    "mxpolicy_cache_misses_total",
+    "mxpolicy_cache_evictions_total",
+    "mxpolicy_sts_enforce_evictions_total",
+    "mxpolicy_singleflight_joins_total",
+    "mxpolicy_refresh_attempts_total",
+    "mxpolicy_refresh_failures_total",
+    "mxpolicy_cold_resolutions_rejected_total",
+    "mxpolicy_dnssec_bogus_total",
+    "mxpolicy_upstream_errors_total",
+    "mxpolicy_l2_requests_total",
+    "mxpolicy_tls_reloads_total",
+    "mxpolicy_build_info",
+}
+HISTOGRAMS = {
+    "mxpolicy_request_duration_seconds",
+    "mxpolicy_dns_query_duration_seconds",
+    "mxpolicy_sts_fetch_duration_seconds",
+}
+
+failures = []
+checks = 0
+
+
+def check(ok, what):
+    global checks
+    checks += 1
+    if not ok:
+        failures.append(what)
+    return ok
+
+
+def server_flags():
+    """Flag names of mxpolicyd's table in flags.cc (the source of truth)."""
+    src = open(os.path.join(ROOT, "server/src/app/flags.cc")).read()
+    start = src.index("std::vector<Flag> ServerFlags(")
+    end = src.index("void PrintHelp(", start)
+    names = re.findall(r'^\s*\{"([a-z][a-z0-9-]*)",', src[start:end], re.M)
+    if len(names) < 10:
+        sys.exit(f"chart_check: parsed only {names} from flags.cc")
+    return set(names)
+
+
+FLAGS = server_flags()
+
+
+def helm_template(*args, expect_fail=False):
+    cmd = [HELM, "template", RELEASE, CHART, "--namespace", NAMESPACE, *args]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if expect_fail:
+        return r
+    if r.returncode != 0:
+        failures.append(f"helm template {' '.join(args)} failed: {r.stderr.strip()}")
+        return None
+    return [d for d in yaml.safe_load_all(r.stdout) if d]
+
+
+def by_kind(docs, kind):
+    return [d for d in docs if d.get("kind") == kind]
+
+
+def one(docs, kind, what):
+    found = by_kind(docs, kind)
+    check(len(found) == 1, f"{what}: want exactly one {kind}, got {len(found)}")
+    return found[0] if found else None
+
+
+def container(docs, what):
+    dep = one(docs, "Deployment", what)
+    if dep is None:
+        return None, None
+    pod = dep["spec"]["template"]["spec"]
+    c = [c for c in pod["containers"] if c["name"] == "mxpolicyd"]
+    check(len(c) == 1, f"{what}: no container mxpolicyd")
+    return pod, (c[0] if c else None)
+
+
+def arg_map(c):
+    """--name=value arguments as a dict name -> value (all must be that form)."""
+    out = {}
+    for a in c.get("args", []):
+        m = re.fullmatch(r"--([a-z0-9-]+)=(.*)", a, re.S)
+        if not check(m is not None, f"argument {a!r} is not --flag=value"):
+            continue
+        check(m.group(1) not in out, f"flag --{m.group(1)} given twice")
+        out[m.group(1)] = m.group(2)
+    return out
+
+
+def deployment_invariants(docs, what, tls):
+    """Checks that hold for every rendering."""
+    pod, c = container(docs, what)
+    if c is None:
+        return None, None, {}
+    args = arg_map(c)
+    for name in args:
+        check(name in FLAGS, f"{what}: --{name} is not an mxpolicyd flag (flags.cc)")
+
+    # Ports and probes.
+    ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+    check("grpc" in ports, f"{what}: no container port grpc")
+    check(args.get("listen") == f"0.0.0.0:{ports.get('grpc')}",
+          f"{what}: --listen {args.get('listen')!r} is not 0.0.0.0:<grpc port>")
+    if "metrics" in ports:
+        check(args.get("metrics-listen") == f"0.0.0.0:{ports['metrics']}",
+              f"{what}: --metrics-listen does not match the metrics port")
+    want_port = ports.get("health") if tls else ports.get("grpc")
+    if tls:
+        check("health" in ports, f"{what}: TLS on but no container port health")
+        check(ports.get("health") != ports.get("grpc"), f"{what}: health port == grpc port")
+        check(args.get("health-listen") == f"0.0.0.0:{ports.get('health')}",
+              f"{what}: TLS on but --health-listen=0.0.0.0:<health port> missing")
+        check("tls-cert" in args and "tls-key" in args, f"{what}: TLS on but no --tls-cert/--tls-key")
+    else:
+        check("health" not in ports, f"{what}: TLS off but a health port")
+        check("health-listen" not in args, f"{what}: TLS off but --health-listen")
+        check("tls-cert" not in args, f"{what}: TLS off but --tls-cert")
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        p = c.get(probe)
+        if not check(p is not None, f"{what}: no {probe}"):
+            continue
+        handlers = {"grpc", "httpGet", "tcpSocket", "exec"} & set(p)
+        check(handlers == {"grpc"}, f"{what}: {probe} is {sorted(handlers)}, want grpc only")
+        port = (p.get("grpc") or {}).get("port")
+        check(port in ports.values(), f"{what}: {probe} port {port} is not a container port")
+        check(port == want_port,
+              f"{what}: {probe} port {port}, want {'health' if tls else 'grpc'} port {want_port}")
+
+    # Security context: container-level, falling back to the pod's.
+    psc, csc = pod.get("securityContext") or {}, c.get("securityContext") or {}
+
+    def eff(key):
+        return csc.get(key, psc.get(key))
+    check(eff("runAsNonRoot") is True, f"{what}: runAsNonRoot is not true")
+    check(eff("runAsUser") == 65532, f"{what}: runAsUser is not 65532")
+    check(eff("runAsGroup") == 65532, f"{what}: runAsGroup is not 65532")
+    check(csc.get("readOnlyRootFilesystem") is True, f"{what}: readOnlyRootFilesystem is not true")
+    check(csc.get("allowPrivilegeEscalation") is False, f"{what}: allowPrivilegeEscalation is not false")
+    check(csc.get("privileged") in (None, False), f"{what}: privileged")
+    check("ALL" in ((csc.get("capabilities") or {}).get("drop") or []), f"{what}: capabilities do not drop ALL")
+    check(not (csc.get("capabilities") or {}).get("add"), f"{what}: capabilities added")
+    check((eff("seccompProfile") or {}).get("type") == "RuntimeDefault", f"{what}: seccompProfile is not RuntimeDefault")
+    check(psc.get("runAsNonRoot") is True, f"{what}: pod runAsNonRoot is not true")
+
+    # /tmp: an emptyDir, the only writable path; TMPDIR points at it.
+    vols = {v["name"]: v for v in pod.get("volumes", [])}
+    mounts = c.get("volumeMounts", [])
+    tmp = [m for m in mounts if m["mountPath"] == "/tmp"]
+    check(len(tmp) == 1 and "emptyDir" in vols.get(tmp[0]["name"], {}),
+          f"{what}: /tmp is not an emptyDir mount")
+    env = {e["name"]: e for e in c.get("env", [])}
+    check(env.get("TMPDIR", {}).get("value") == "/tmp", f"{what}: TMPDIR is not /tmp")
+    for m in mounts:
+        check("subPath" not in m and "subPathExpr" not in m,
+              f"{what}: mount {m['mountPath']} uses subPath (Secret updates would not propagate)")
+        check(m["name"] in vols, f"{what}: mount {m['name']} has no volume")
+        if m["mountPath"] != "/tmp":
+            check(m.get("readOnly") is True, f"{what}: mount {m['mountPath']} is writable")
+    # Every file flag points into a mounted volume.
+    for flag in ("tls-cert", "tls-key", "tls-client-ca", "unbound-config"):
+        if flag in args:
+            check(any(args[flag].startswith(m["mountPath"].rstrip("/") + "/") for m in mounts),
+                  f"{what}: --{flag}={args[flag]} is not under a mounted volume")
+    # $(VAR) in args needs the env var.
+    for v in re.findall(r"\$\(([A-Z_]+)\)", " ".join(c.get("args", []))):
+        check(v in env, f"{what}: $({v}) in args but no env {v}")
+
+    res = c.get("resources") or {}
+    check(bool(res.get("requests")) and bool(res.get("limits")), f"{what}: resources need requests and limits")
+    check(bool((res.get("requests") or {}).get("cpu")), f"{what}: no CPU request (the HPA needs one)")
+
+    grace = args.get("shutdown-grace", "10s")
+    m = re.fullmatch(r"(\d+)(s|m)", grace)
+    if check(m is not None, f"{what}: cannot read --shutdown-grace={grace}"):
+        secs = int(m.group(1)) * (60 if m.group(2) == "m" else 1)
+        check(pod.get("terminationGracePeriodSeconds", 30) > secs,
+              f"{what}: terminationGracePeriodSeconds does not exceed --shutdown-grace")
+    check(bool(((pod.get("affinity") or {}).get("podAntiAffinity"))), f"{what}: no pod anti-affinity")
+    check(pod.get("automountServiceAccountToken") is False, f"{what}: service account token mounted")
+
+    # Services select the pods and target declared ports.
+    labels = pod_labels(docs)
+    for svc in by_kind(docs, "Service"):
+        sel = svc["spec"].get("selector") or {}
+        check(sel and all(labels.get(k) == v for k, v in sel.items()),
+              f"{what}: Service {svc['metadata']['name']} does not select the pods")
+        for p in svc["spec"]["ports"]:
+            check(p.get("targetPort") in ports or p.get("targetPort") in ports.values(),
+                  f"{what}: Service {svc['metadata']['name']} targets undeclared port {p.get('targetPort')}")
+    return pod, c, args
+
+
+def pod_labels(docs):
+    dep = by_kind(docs, "Deployment")
+    return dep[0]["spec"]["template"]["metadata"]["labels"] if dep else {}
+
+
+def selects_pods(docs, selector):
+    labels = pod_labels(docs)
+    ml = (selector or {}).get("matchLabels") or {}
+    return bool(ml) and all(labels.get(k) == v for k, v in ml.items())
+
+
+def kebab(key):
+    return re.sub(r"[A-Z]", lambda m: "-" + m.group(0).lower(), key)
+
+
+# --- default values -------------------------------------------------------
+docs = helm_template()
+if docs is not None:
+    what = "default values"
+    _, c, args = deployment_invariants(docs, what, tls=False)
+    kinds = sorted(d["kind"] for d in docs)
+    for k in ("Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"):
+        check(k in kinds, f"{what}: no {k}")
+    check("ServiceMonitor" not in kinds, f"{what}: ServiceMonitor must be off by default")
+    check("ConfigMap" not in kinds, f"{what}: no ConfigMap expected by default (dashboard/unbound are opt-in)")
+    svcs = by_kind(docs, "Service")
+    check(len(svcs) == 2, f"{what}: want 2 Services, got {len(svcs)}")
+    headless = [s for s in svcs if s["spec"].get("clusterIP") == "None"]
+    check(len(headless) == 1 and headless[0]["metadata"]["name"] == f"{RELEASE}-mxpolicy-headless",
+          f"{what}: no headless Service {RELEASE}-mxpolicy-headless")
+    main = [s for s in svcs if s["spec"].get("clusterIP") != "None"]
+    if check(len(main) == 1, f"{what}: no ClusterIP Service"):
+        check(main[0]["spec"].get("type") == "ClusterIP", f"{what}: main Service is not ClusterIP")
+        names = {p["name"]: p["port"] for p in main[0]["spec"]["ports"]}
+        check(names == {"grpc": 8460, "metrics": 9464}, f"{what}: main Service ports {names}")
+    if headless:
+        check([p["port"] for p in headless[0]["spec"]["ports"]] == [8460], f"{what}: headless port")
+    check(args.get("listen") == "0.0.0.0:8460", f"{what}: --listen")
+    check(args.get("metrics-listen") == "0.0.0.0:9464", f"{what}: --metrics-listen")
+    check(args.get("log-format") == "json", f"{what}: --log-format=json by default")
+    hpa = one(docs, "HorizontalPodAutoscaler", what)
+    if hpa:
+        check(hpa["apiVersion"] == "autoscaling/v2", f"{what}: HPA apiVersion")
+        check(hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                                "name": f"{RELEASE}-mxpolicy"}, f"{what}: HPA target")
+        check([m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu"], f"{what}: HPA on CPU")
+        check(hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"], f"{what}: HPA min > max")
+        dep = one(docs, "Deployment", what)
+        check(dep is None or "replicas" not in dep["spec"], f"{what}: replicas set although the HPA owns them")
+    pdb = one(docs, "PodDisruptionBudget", what)
+    if pdb:
+        check(pdb["apiVersion"] == "policy/v1", f"{what}: PDB apiVersion")
+        check(("minAvailable" in pdb["spec"]) != ("maxUnavailable" in pdb["spec"]), f"{what}: PDB needs one of min/max")
+        check(selects_pods(docs, pdb["spec"]["selector"]), f"{what}: PDB does not select the pods")
+    np = one(docs, "NetworkPolicy", what)
+    if np:
+        check(selects_pods(docs, np["spec"]["podSelector"]), f"{what}: NetworkPolicy does not select the pods")
+        eg = [(p.get("port"), p.get("protocol")) for r in np["spec"]["egress"] for p in r.get("ports", [])]
+        for want in ((53, "UDP"), (53, "TCP"), (443, "TCP")):
+            check(want in eg, f"{what}: NetworkPolicy egress lacks {want}")
+        check(6379 not in [p for p, _ in eg], f"{what}: Redis egress without Redis")
+        ing = np["spec"]["ingress"]
+        check(any(8460 in [p.get("port") for p in r.get("ports", [])] for r in ing), f"{what}: no ingress to grpc")
+        met = [r for r in ing if 9464 in [p.get("port") for p in r.get("ports", [])]]
+        check(len(met) == 1 and all("namespaceSelector" in f for f in met[0].get("from", [{}])),
+              f"{what}: metrics ingress not limited to a namespace selector")
+
+# --- all features ---------------------------------------------------------
+docs = helm_template("-f", ALL_FEATURES)
+if docs is not None:
+    what = "all-features values"
+    pod, c, args = deployment_invariants(docs, what, tls=True)
+    values = yaml.safe_load(open(ALL_FEATURES))
+    kinds = [d["kind"] for d in docs]
+    for k in ("Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy",
+              "ServiceMonitor", "ServiceAccount"):
+        check(kinds.count(k) == 1, f"{what}: want one {k}, got {kinds.count(k)}")
+    check(kinds.count("Service") == 2, f"{what}: want 2 Services")
+    check(kinds.count("ConfigMap") == 2, f"{what}: want 2 ConfigMaps (unbound, dashboard)")
+
+    # Every mxpolicyd flag is reachable from a chart value.
+    missing = FLAGS - set(args)
+    check(not missing, f"{what}: mxpolicyd flags without a chart value: {sorted('--' + f for f in missing)}")
+    # Every server.<key> renders --<kebab key>=<value>.
+    for key, val in values["server"].items():
+        flag = kebab(key)
+        check(flag in FLAGS, f"values server.{key}: --{flag} is not an mxpolicyd flag")
+        want = str(val).lower() if isinstance(val, bool) else str(val)
+        check(args.get(flag) == want, f"server.{key}={val!r} renders --{flag}={args.get(flag)!r}, want {want!r}")
+    check(args.get("tls-cert") == "/etc/mxpolicy/tls/tls.crt", f"{what}: --tls-cert")
+    check(args.get("tls-key") == "/etc/mxpolicy/tls/tls.key", f"{what}: --tls-key")
+    check(args.get("tls-client-ca") == "/etc/mxpolicy/client-ca/ca.crt", f"{what}: --tls-client-ca")
+    check(args.get("admin-identity") == "admin.mail.example.org,spiffe://example.org/ops", f"{what}: --admin-identity")
+    check(args.get("tls-check-interval") == "30s", f"{what}: --tls-check-interval")
+    check(args.get("redis") == "$(REDIS_URL)", f"{what}: --redis=$(REDIS_URL)")
+    check(args.get("redis-timeout") == "80ms", f"{what}: --redis-timeout")
+    env = {e["name"]: e for e in c.get("env", [])}
+    check(env.get("REDIS_URL", {}).get("valueFrom", {}).get("secretKeyRef") == {"name": "mxpolicy-redis", "key": "url"},
+          f"{what}: REDIS_URL not from Secret mxpolicy-redis/url")
+    vols = {v["name"]: v for v in pod["volumes"]}
+    secrets = {v["secret"]["secretName"] for v in vols.values() if "secret" in v}
+    check(secrets == {"mxpolicy-tls", "mxpolicy-client-ca"}, f"{what}: secret volumes {secrets}")
+    mounted = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    for v in vols.values():
+        if "secret" in v:
+            check(v["name"] in mounted, f"{what}: secret {v['secret']['secretName']} not mounted")
+    # The unbound ConfigMap is what --unbound-config reads.
+    ucm = [d for d in by_kind(docs, "ConfigMap") if "unbound.conf" in d.get("data", {})]
+    if check(len(ucm) == 1, f"{what}: no unbound ConfigMap"):
+        check(ucm[0]["data"]["unbound.conf"].strip() == values["unbound"]["config"].strip(), f"{what}: unbound.conf content")
+        uvol = [n for n, v in vols.items() if v.get("configMap", {}).get("name") == ucm[0]["metadata"]["name"]]
+        check(len(uvol) == 1 and args.get("unbound-config") == mounted.get(uvol[0], "?") + "/unbound.conf",
+              f"{what}: --unbound-config does not point at the mounted ConfigMap")
+    # Dashboard ConfigMap carries the dashboard file.
+    dcm = [d for d in by_kind(docs, "ConfigMap") if d["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
+    if check(len(dcm) == 1, f"{what}: no ConfigMap labelled grafana_dashboard: \"1\""):
+        data = list(dcm[0]["data"].values())
+        with open(os.path.join(CHART, "dashboards/mxpolicy.json")) as f:
+            check(len(data) == 1 and json.loads(data[0]) == json.load(f), f"{what}: dashboard ConfigMap != dashboards/mxpolicy.json")
+    sm = one(docs, "ServiceMonitor", what)
+    if sm:
+        check(sm["apiVersion"] == "monitoring.coreos.com/v1", f"{what}: ServiceMonitor apiVersion")
+        check([e["port"] for e in sm["spec"]["endpoints"]] == ["metrics"], f"{what}: ServiceMonitor port")
+        check(sm["metadata"]["labels"].get("release") == "prometheus", f"{what}: serviceMonitor.labels")
+        sel = sm["spec"]["selector"]
+        hits = [s for s in by_kind(docs, "Service")
+                if all(s["metadata"]["labels"].get(k) == v for k, v in sel.get("matchLabels", {}).items())
+                and all(e["key"] not in s["metadata"]["labels"] for e in sel.get("matchExpressions", [])
+                        if e["operator"] == "DoesNotExist")]
+        check(len(hits) == 1 and hits[0]["spec"].get("clusterIP") != "None"
+              and "metrics" in [p["name"] for p in hits[0]["spec"]["ports"]],
+              f"{what}: ServiceMonitor must select exactly the main Service (with a metrics port)")
+    np = one(docs, "NetworkPolicy", what)
+    if np:
+        eg = np["spec"]["egress"]
+        ports = [(p.get("port"), p.get("protocol")) for r in eg for p in r.get("ports", [])]
+        check((6380, "TCP") in ports, f"{what}: NetworkPolicy lacks Redis egress on redis.port")
+        check((8443, "TCP") in ports and (443, "TCP") not in ports,
+              f"{what}: HTTPS egress must follow server.stsHttpsPort")
+        grpc_rule = [r for r in np["spec"]["ingress"] if 8460 in [p.get("port") for p in r.get("ports", [])]]
+        check(len(grpc_rule) == 1 and grpc_rule[0].get("from") == values["networkPolicy"]["grpcFrom"],
+              f"{what}: grpc ingress is not from networkPolicy.grpcFrom")
+    hpa = one(docs, "HorizontalPodAutoscaler", what)
+    check(hpa and (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 12), f"{what}: HPA min/max")
+    pdb = one(docs, "PodDisruptionBudget", what)
+    check(pdb and pdb["spec"].get("maxUnavailable") == 1 and "minAvailable" not in pdb["spec"], f"{what}: PDB maxUnavailable")
+    aff = pod["affinity"]["podAntiAffinity"]
+    check("requiredDuringSchedulingIgnoredDuringExecution" in aff, f"{what}: podAntiAffinity.type=hard")
+    tsc = pod.get("topologySpreadConstraints") or []
+    check(len(tsc) == 1 and selects_pods(docs, tsc[0]["labelSelector"]), f"{what}: topologySpreadConstraints")
+    check(pod["terminationGracePeriodSeconds"] == 45, f"{what}: terminationGracePeriodSeconds")
+
+# --- single values -> flags -----------------------------------------------
+CASES = [
+    (["--set", "server.cacheEntries=123"], {"cache-entries": "123"}),
+    (["--set", "server.cacheEntries=100000000"], {"cache-entries": "100000000"}),
+    (["--set", "server.maxTtl=2h"], {"max-ttl": "2h"}),
+    (["--set", "server.dnsQnameMinimisation=true"], {"dns-qname-minimisation": "true"}),
+    (["--set", "server.cacheShards=0"], {"cache-shards": "0"}),
+    (["--set", "server.stsDiscoveryFailure=tempfail"], {"sts-discovery-failure": "tempfail"}),
+    (["--set", "server.logLevel=debug,server.logFormat=text"], {"log-level": "debug", "log-format": "text"}),
+    (["--set", "server.shutdownGrace=20s"], {"shutdown-grace": "20s"}),
+    (["--set", "ports.grpc=9000,ports.metrics=9100"], {"listen": "0.0.0.0:9000", "metrics-listen": "0.0.0.0:9100"}),
+    (["--set", "metrics.enabled=false"], {"metrics-listen": ""}),
+    (["--set", "redis.url=redis://redis.mail.svc:6379/2,redis.timeout=75ms"],
+     {"redis": "redis://redis.mail.svc:6379/2", "redis-timeout": "75ms"}),
+    (["--set", "redis.urlSecret.name=r,redis.urlSecret.key=k"], {"redis": "$(REDIS_URL)"}),
+    (["--set", "unbound.config=server:"], {"unbound-config": "/etc/mxpolicy/unbound/unbound.conf"}),
+    (["--set", "tls.enabled=true,tls.secretName=s"],
+     {"tls-cert": "/etc/mxpolicy/tls/tls.crt", "tls-key": "/etc/mxpolicy/tls/tls.key",
+      "health-listen": "0.0.0.0:8462"}),
+    (["--set", "tls.enabled=true,tls.secretName=s,ports.health=7000"], {"health-listen": "0.0.0.0:7000"}),
+    (["--set", "tls.enabled=true,tls.secretName=s,tls.clientCA.secretName=ca,tls.clientCA.key=bundle.pem",
+      "--set-json", 'tls.adminIdentities=["a.example","b.example"]'],
+     {"tls-client-ca": "/etc/mxpolicy/client-ca/bundle.pem", "admin-identity": "a.example,b.example"}),
+    (["--set-json", 'extraArgs=["--dns-timeout=1s"]'], {"dns-timeout": "1s"}),
+]
+for set_args, want in CASES:
+    what = " ".join(set_args)
+    docs = helm_template(*set_args)
+    if docs is None:
+        continue
+    tls = "tls.enabled=true" in what
+    _, c, args = deployment_invariants(docs, what, tls=tls)
+    for flag, value in want.items():
+        check(args.get(flag) == value, f"{what}: --{flag}={args.get(flag)!r}, want {value!r}")
+    if "metrics.enabled=false" in what:
+        check("metrics" not in [p["name"] for p in c["ports"]], f"{what}: metrics port still declared")
+    if "redis.url=" in what:
+        np = one(docs, "NetworkPolicy", what)
+        check(np and 6379 in [p.get("port") for r in np["spec"]["egress"] for p in r.get("ports", [])],
+              f"{what}: no Redis egress")
+    if "redis.urlSecret" in what:
+        env = {e["name"]: e for e in c.get("env", [])}
+        check(env.get("REDIS_URL", {}).get("valueFrom", {}).get("secretKeyRef") == {"name": "r", "key": "k"},
+              f"{what}: REDIS_URL secretKeyRef")
+
+docs = helm_template("--set", "autoscaling.enabled=false,replicaCount=5")
+if docs is not None:
+    check(not by_kind(docs, "HorizontalPodAutoscaler"), "autoscaling.enabled=false: HPA rendered")
+    dep = one(docs, "Deployment", "replicaCount")
+    check(dep and dep["spec"].get("replicas") == 5, "replicaCount=5 not rendered")
+
+# --- values the chart must refuse -----------------------------------------
+REFUSED = [
+    (["--set", "server.cachEntries=1"], "server.cachEntries"),
+    (["--set", "tls.enabled=true"], "tls.secretName"),
+    (["--set", "tls.clientCA.secretName=ca"], "tls.enabled"),
+    (["--set", "tls.enabled=true,tls.secretName=s", "--set-json", 'tls.adminIdentities=["a"]'], "clientCA"),
+    (["--set", "redis.url=redis://r,redis.urlSecret.name=s"], "not both"),
+    (["--set", "terminationGracePeriodSeconds=10"], "terminationGracePeriodSeconds"),
+    (["--set", "server.shutdownGrace=2m"], "terminationGracePeriodSeconds"),
+    (["--set", "podDisruptionBudget.maxUnavailable=1"], "not both"),
+    (["--set", "podAntiAffinity.type=sometimes"], "podAntiAffinity.type"),
+]
+for set_args, msg in REFUSED:
+    r = helm_template(*set_args, expect_fail=True)
+    check(r.returncode != 0 and msg in r.stderr,
+          f"{' '.join(set_args)}: want a refusal mentioning {msg!r}, got rc={r.returncode} {r.stderr.strip()[:200]}")
+
+# --- the Grafana dashboard ------------------------------------------------
+path = os.path.join(CHART, "dashboards/mxpolicy.json")
+try:
+    dash = json.load(open(path))
+except ValueError as e:
+    dash = None
+    check(False, f"{path}: not JSON: {e}")
+if dash is not None:
+    tvars = {v["name"]: v for v in dash.get("templating", {}).get("list", [])}
+    ds = tvars.get("DS_PROMETHEUS", {})
+    check(ds.get("type") == "datasource" and ds.get("query") == "prometheus",
+          "dashboard: no datasource variable DS_PROMETHEUS (prometheus)")
+    check(bool(dash.get("title")) and bool(dash.get("uid")), "dashboard: title and uid")
+
+    def panels(ps):
+        for p in ps:
+            yield p
+            yield from panels(p.get("panels", []))
+    used = set()
+    ids = []
+    for p in panels(dash.get("panels", [])):
+        ids.append(p.get("id"))
+        if p.get("type") == "row":
+            continue
+        check(p.get("datasource", {}).get("uid") == "${DS_PROMETHEUS}",
+              f"dashboard panel {p.get('title')!r}: datasource is not ${{DS_PROMETHEUS}}")
+        check(bool(p.get("targets")), f"dashboard panel {p.get('title')!r}: no query")
+        for t in p.get("targets", []):
+            check(t.get("datasource", {}).get("uid") == "${DS_PROMETHEUS}",
+                  f"dashboard panel {p.get('title')!r}: target datasource")
+            expr = t.get("expr", "")
+            check(expr.count("(") == expr.count(")") and expr.count("{") == expr.count("}"),
+                  f"dashboard panel {p.get('title')!r}: unbalanced query {expr}")
+            for name in re.findall(r"\b(mxpolicy_[a-z0-9_]+)", expr):
+                base = re.sub(r"_(bucket|sum|count)$", "", name)
+                if base in HISTOGRAMS:
+                    check(name.endswith("_bucket") or name != base,
+                          f"dashboard: histogram {name} queried without _bucket/_sum/_count")
+                    name = base
+                check(name in METRICS, f"dashboard panel {p.get('title')!r}: unknown metric {name}")
+                used.add(name)
+            if "histogram_quantile" in expr:
+                check("_bucket" in expr and re.search(r"by \([^)]*\ble\b", expr),
+                      f"dashboard panel {p.get('title')!r}: histogram_quantile needs buckets summed by le")
+    check(len(ids) == len(set(ids)), "dashboard: duplicate panel ids")
+    check(used == METRICS, f"dashboard: metrics without a panel: {sorted(METRICS - used)}")
+    titles = " ".join(p.get("title", "") for p in panels(dash["panels"])).lower()
+    for word in ("decision", "source", "code", "p99", "hit ratio", "evict", "single-flight",
+                 "refresh", "dnssec", "upstream", "l2", "tls"):
+        check(word in titles, f"dashboard: no panel about {word!r}")
+
+if failures:
+    print(f"chart_check: {len(failures)} of {checks} checks FAILED:")
+    for f in failures:
+        print("  FAIL", f)
+    sys.exit(1)
+print(f"chart_check: all {checks} checks passed ({len(FLAGS)} mxpolicyd flags)")
