@@ -545,11 +545,17 @@ void RedisTier::Run(Connection& conn, Op& op) {
 
   std::vector<std::string> command;
   switch (op.kind) {
+    // GETRANGE, not GET: whatever sits at the key, no more than the largest
+    // valid value (+1, so an oversized one fails the length check) crosses
+    // the wire or lands in memory. A missing key reads as "".
     case Op::Kind::kGetPolicy:
-      command = {"GET", l2::PolicyKey(op.domain)};
+      command = {"GETRANGE", l2::PolicyKey(op.domain), "0",
+                 absl::StrCat(l2::kMaxHeaderBytes + l2::kMaxIdBytes +
+                              l2::kMaxPolicyBodyBytes)};
       break;
     case Op::Kind::kGetDecision:
-      command = {"GET", l2::DecisionKey(op.domain)};
+      command = {"GETRANGE", l2::DecisionKey(op.domain), "0",
+                 absl::StrCat(l2::kMaxHeaderBytes + l2::kMaxDecisionBytes)};
       break;
     case Op::Kind::kPut: {
       // PX from the time left now, so queueing does not extend the life.
@@ -578,12 +584,13 @@ void RedisTier::Run(Connection& conn, Op& op) {
     case Op::Kind::kGetPolicy:
     case Op::Kind::kGetDecision: {
       const bool policy = op.kind == Op::Kind::kGetPolicy;
-      if (reply->type == REDIS_REPLY_NIL) {
+      if (reply->type == REDIS_REPLY_NIL ||
+          (reply->type == REDIS_REPLY_STRING && reply->len == 0)) {
         return fail(policy ? counters_.policy_misses
                            : counters_.decision_misses);
       }
       if (reply->type != REDIS_REPLY_STRING) {
-        SetLastError(absl::StrCat("redis GET ", key, ": reply of type ",
+        SetLastError(absl::StrCat("redis GETRANGE ", key, ": reply of type ",
                                   reply->type, ", not a string"));
         return fail(counters_.errors);
       }
@@ -592,7 +599,7 @@ void RedisTier::Run(Connection& conn, Op& op) {
         absl::StatusOr<StoredPolicy> value =
             l2::DecodePolicy(ReplyText(*reply), now);
         if (!value.ok()) {
-          SetLastError(absl::StrCat("redis GET ", key, ": ",
+          SetLastError(absl::StrCat("redis GETRANGE ", key, ": ",
                                     value.status().message()));
           return fail(counters_.errors);
         }
@@ -602,7 +609,7 @@ void RedisTier::Run(Connection& conn, Op& op) {
         absl::StatusOr<StoredDecision> value =
             l2::DecodeDecision(ReplyText(*reply), now);
         if (!value.ok()) {
-          SetLastError(absl::StrCat("redis GET ", key, ": ",
+          SetLastError(absl::StrCat("redis GETRANGE ", key, ": ",
                                     value.status().message()));
           return fail(counters_.errors);
         }

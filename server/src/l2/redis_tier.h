@@ -60,7 +60,9 @@ absl::StatusOr<RedisEndpoint> ParseRedisUrl(absl::string_view url);
 //   (stats().unavailable) instead of waiting. An error *reply* to a command
 //   (e.g. WRONGTYPE at the key) keeps the connection.
 // - Stored values are untrusted: wrong type, version, kind, length or an
-//   expiry in the past read as nullopt and count in stats().errors.
+//   expiry in the past read as nullopt and count in stats().errors. Gets
+//   read with GETRANGE up to the largest valid value, so a huge string at
+//   the key costs no more than that; an empty string reads as a miss.
 // - last_error() keeps the latest failure's text (hiredis's or the
 //   decoder's), for the caller to log.
 // Thread-safe. Destruction waits for in-flight commands (at most about

@@ -82,7 +82,8 @@ class SharedTier {
     uint64_t timeouts = 0;
     // Operations refused because the queue was full (or the tier stopping).
     uint64_t dropped = 0;
-    // Operations failed fast while the backend was known down (back-off).
+    // Operations that never reached the backend: failed fast during the
+    // back-off after a failure, or their own connect attempt failed.
     uint64_t unavailable = 0;
     uint64_t connect_failures = 0;
     // Connections established after a failure (lost or never reached).
