@@ -54,10 +54,12 @@ struct ServerConfig {
   bool log_json = false;
 
   // gRPC server TLS: both set → TLS; plus tls_client_ca → mTLS (clients
-  // must present a certificate from that CA). Re-read on SIGHUP.
+  // must present a certificate from that CA). Re-read on SIGHUP, and every
+  // tls_check_interval when their bytes changed (Kubernetes secret updates).
   std::string tls_cert;
   std::string tls_key;
   std::string tls_client_ca;
+  absl::Duration tls_check_interval = absl::Minutes(1);
   // Client-certificate identities (SAN DNS/URI/email or subject CN) allowed
   // to call admin RPCs under mTLS. Without mTLS, admin RPCs are loopback-only.
   std::vector<std::string> admin_identities;

@@ -1,5 +1,6 @@
 #include "server/src/app/daemon.h"
 
+#include <grpcpp/ext/health_check_service_server_builder_option.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -13,9 +14,26 @@
 #include "server/src/resolver/caching_resolver.h"
 #include "server/src/resolver/policy_resolver.h"
 #include "server/src/rpc/policy_service.h"
+#include "server/src/rpc/probe_health.h"
+#include "server/src/rpc/server_tls.h"
 #include "server/src/sts/policy_store.h"
 
 namespace mxpolicy {
+namespace {
+
+// Drops every ServerBuilder plugin (the reflection plugin registers itself
+// process-wide): the health listener serves grpc.health.v1 and nothing else.
+class NoPluginsOption final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(
+      std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins)
+      override {
+    plugins->clear();
+  }
+};
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
     const ServerConfig& config, std::vector<grpc::Service*> extra_services) {
@@ -61,13 +79,24 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
                                                   *d->store_, caching);
   d->service_ = std::make_unique<PolicyService>(*d->caching_);
 
+  // Issue 7: TLS / mTLS on the main listener, files validated first.
+  ServerTls::Options tls_options;
+  tls_options.cert_file = config.tls_cert;
+  tls_options.key_file = config.tls_key;
+  tls_options.client_ca_file = config.tls_client_ca;
+  absl::StatusOr<std::unique_ptr<ServerTls>> tls =
+      ServerTls::Create(tls_options);
+  if (!tls.ok()) return tls.status();
+  d->tls_ = *std::move(tls);
+  d->service_->SetAdminPolicy({.mtls = d->tls_->mtls(),
+                               .identities = config.admin_identities});
+
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   // A stale server must not silently share the port (STYLE.md).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(),
-                           &d->port_);
+  builder.AddListeningPort(config.listen, d->tls_->credentials(), &d->port_);
   builder.RegisterService(d->service_.get());
   for (grpc::Service* service : extra_services) builder.RegisterService(service);
   d->server_ = builder.BuildAndStart();
@@ -82,8 +111,28 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
       daemon->resolver_->RefreshDuePolicies(/*limit=*/200);
     }
   });
+  if (!config.health_listen.empty()) {
+    d->probe_health_ = std::make_unique<ProbeHealthService>();
+    grpc::ServerBuilder health;
+    health.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    health.SetOption(std::make_unique<NoPluginsOption>());
+    // Our own health service instead of the default one (probe_health.h).
+    health.SetOption(
+        std::make_unique<grpc::HealthCheckServiceServerBuilderOption>(nullptr));
+    health.RegisterService(d->probe_health_.get());
+    health.AddListeningPort(config.health_listen,
+                            grpc::InsecureServerCredentials(),
+                            &d->health_port_);
+    d->health_server_ = health.BuildAndStart();
+    if (d->health_server_ == nullptr || d->health_port_ == 0) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on ", config.health_listen,
+                       " (--health-listen; address in use or invalid)"));
+    }
+  }
   // The DNS context and trust anchor are loaded: ready.
   d->server_->GetHealthCheckService()->SetServingStatus(true);
+  if (d->probe_health_ != nullptr) d->probe_health_->SetServing(true);
   return d;
 }
 
@@ -92,11 +141,23 @@ void Daemon::Shutdown(absl::Duration grace) {
   shut_down_ = true;
   stop_maintenance_.Notify();
   if (maintenance_.joinable()) maintenance_.join();
+  if (probe_health_ != nullptr) probe_health_->SetServing(false);
   if (server_ != nullptr) {
     server_->GetHealthCheckService()->SetServingStatus(false);
     server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
     server_->Wait();
   }
+  // Probes saw NOT_SERVING through the drain; now the health listener goes.
+  if (health_server_ != nullptr) {
+    health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
+    health_server_->Wait();
+  }
+}
+
+absl::Status Daemon::ReloadTls() { return tls_->Reload(); }
+
+absl::StatusOr<bool> Daemon::ReloadTlsIfChanged() {
+  return tls_->ReloadIfChanged();
 }
 
 Daemon::~Daemon() {
@@ -107,6 +168,10 @@ Daemon::~Daemon() {
   // HTTPS (its callbacks complete those fetches), and only then the
   // resolver and the store they call into.
   server_.reset();
+  health_server_.reset();
+  probe_health_.reset();
+  // After the server that used them: removes the private TLS copies.
+  tls_.reset();
   service_.reset();
   dns_.reset();
   https_.reset();

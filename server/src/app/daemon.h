@@ -27,6 +27,8 @@ class PolicyResolver;
 class PolicyService;
 class DecisionCache;
 class CachingResolver;
+class ServerTls;
+class ProbeHealthService;
 namespace sts {
 class PolicyStore;
 }  // namespace sts
@@ -50,6 +52,18 @@ class Daemon {
 
   // The bound gRPC port (useful with --listen=host:0).
   int port() const { return port_; }
+  // The bound port of the plaintext health listener (0: none).
+  int health_port() const { return health_port_; }
+
+  // Re-reads --tls-cert/--tls-key/--tls-client-ca (SIGHUP): validated first,
+  // then served to new connections within a second; on error (the file named
+  // in the message) the old credentials stay. OK and no effect without TLS.
+  absl::Status ReloadTls();
+  // ReloadTls() only when the files' bytes changed since the last attempt;
+  // true when a reload succeeded (the periodic check of main()).
+  absl::StatusOr<bool> ReloadTlsIfChanged();
+  // The listener's credentials, for the reload counters (never null).
+  const ServerTls& tls() const { return *tls_; }
   void Shutdown(absl::Duration grace);
 
  private:
@@ -65,7 +79,13 @@ class Daemon {
   std::unique_ptr<DecisionCache> cache_;
   std::unique_ptr<CachingResolver> caching_;
   std::unique_ptr<PolicyService> service_;
+  std::unique_ptr<ServerTls> tls_;
   std::unique_ptr<grpc::Server> server_;
+  // Plaintext grpc.health.v1 only (--health-listen), mirroring server_'s
+  // status for probes that cannot speak TLS.
+  std::unique_ptr<ProbeHealthService> probe_health_;
+  std::unique_ptr<grpc::Server> health_server_;
+  int health_port_ = 0;
   // Periodic maintenance (MTA-STS daily refresh): one thread for the
   // process, never one per request.
   std::thread maintenance_;

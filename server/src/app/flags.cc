@@ -215,19 +215,32 @@ std::vector<Flag> ServerFlags(ServerConfig& c) {
          return absl::OkStatus();
        }},
       {"tls-cert",
-       "PEM certificate chain of the gRPC server; with --tls-key turns on TLS. "
-       "Re-read on SIGHUP.",
+       "PEM certificate chain of the gRPC server (leaf first); with --tls-key "
+       "turns on TLS. Re-read on SIGHUP and when changed (--tls-check-"
+       "interval): a file that does not parse, or a key that does not match "
+       "the certificate, is refused with an error on stderr and the old "
+       "credentials stay. At start-up such files stop mxpolicyd (exit 1). "
+       "Validated copies are kept in a private directory under $TMPDIR "
+       "(default /tmp), removed at exit.",
        "\"\"", SetString(c.tls_cert)},
       {"tls-key", "PEM private key for --tls-cert.", "\"\"",
        SetString(c.tls_key)},
       {"tls-client-ca",
        "PEM CA bundle for client certificates; set, every client must present "
-       "a certificate it signed (mTLS).",
+       "a certificate it signed (mTLS), else the TLS handshake fails. "
+       "Reloaded with --tls-cert.",
        "\"\"", SetString(c.tls_client_ca)},
+      {"tls-check-interval",
+       "How often the TLS files are re-read; changed bytes are reloaded as on "
+       "SIGHUP (Kubernetes secret updates apply without a signal).",
+       dur(d.tls_check_interval),
+       SetDuration(c.tls_check_interval, "tls-check-interval")},
       {"admin-identity",
        "Comma-separated client-certificate identities (SAN DNS name, URI or "
        "e-mail, or subject CN) allowed to call admin RPCs such as Invalidate "
-       "under mTLS. Without mTLS admin RPCs are allowed from loopback only.",
+       "under mTLS; then only they are, wherever they connect from (none "
+       "listed: nobody). Without mTLS (plaintext or TLS only) admin RPCs are "
+       "allowed from loopback only.",
        "\"\"",
        [&c](absl::string_view v) {
          c.admin_identities.clear();

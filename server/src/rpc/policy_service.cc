@@ -171,9 +171,13 @@ grpc::ServerUnaryReactor* PolicyService::Invalidate(
     grpc::CallbackServerContext* context, const v1::InvalidateRequest* request,
     v1::InvalidateResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (!IsLoopbackPeer(context->peer())) {
+  // Issue 7: admin RPCs need an admin identity under mTLS, loopback else.
+  const AdminDecision access = DecideAdminAccess(
+      admin_, PeerIdentityFromAuthContext(*context->auth_context(),
+                                          IsLoopbackPeer(context->peer())));
+  if (!access.allowed) {
     reactor->Finish(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                                 "Invalidate is allowed from loopback only"));
+                                 "Invalidate: " + access.reason));
     return reactor;
   }
   absl::StatusOr<CachingResolver::Invalidated> dropped =

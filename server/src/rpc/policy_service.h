@@ -11,10 +11,12 @@
 #define MXPOLICY_RPC_POLICY_SERVICE_H_
 
 #include <string>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "mxpolicy/v1/mxpolicy.grpc.pb.h"
 #include "server/src/resolver/caching_resolver.h"
+#include "server/src/rpc/admin_access.h"
 
 namespace mxpolicy {
 
@@ -23,8 +25,10 @@ namespace mxpolicy {
 // the wire, RESOURCE_EXHAUSTED when too many cold resolutions run, and OK
 // with a decision otherwise; a call cancelled first (deadline, shutdown) is
 // finished at once while its resolution goes on filling the cache.
-// Invalidate is an admin RPC: only callers on a loopback address may use it
-// (PERMISSION_DENIED otherwise). Thread-safe; `resolver` must outlive the
+// Invalidate is an admin RPC, allowed by the AdminPolicy (admin_access.h):
+// with mTLS only to client certificates carrying an admin identity, without
+// it only to loopback peers; PERMISSION_DENIED otherwise, naming the identity
+// seen. Thread-safe; `resolver` must outlive the
 // server.
 class PolicyService final
     : public v1::PolicyResolver::WithCallbackMethod_Invalidate<
@@ -42,8 +46,13 @@ class PolicyService final
       const v1::InvalidateRequest* request,
       v1::InvalidateResponse* response) override;
 
+  // Who may call Invalidate; by default loopback peers (no mTLS). Call
+  // before the service is registered with a server.
+  void SetAdminPolicy(AdminPolicy policy) { admin_ = std::move(policy); }
+
  private:
   CachingResolver& resolver_;
+  AdminPolicy admin_;
 };
 
 // True for peers such as "ipv4:127.0.0.1:5000", "ipv6:[::1]:5000" and
