@@ -2,6 +2,8 @@
 //   mxpolicy resolve [--server=ADDR] [--json] [--deadline=D] DOMAIN...
 //   mxpolicy warm [--server=ADDR] [--concurrency=N] [--deadline=D] FILE
 //   mxpolicy check [--server=ADDR] [--deadline=D] [--json] DOMAIN
+// Every command also takes --tls-ca, --tls-cert, --tls-key and
+// --tls-server-name (TLS / mTLS to mxpolicyd; client/cli/common.h).
 // Each command's exit codes are in client/cli/commands.h and its usage text.
 #include <cstdio>
 #include <string>
@@ -23,8 +25,9 @@ constexpr char kUsage[] =
     "`mxpolicy COMMAND --help` shows a command's flags.\n";
 
 void PrintUsage(FILE* out) {
-  std::fprintf(out, "%s\n%s\n%s\n%s", kUsage, mxpolicy::cli::kResolveUsage,
-               mxpolicy::cli::kWarmUsage, mxpolicy::cli::kCheckUsage);
+  std::fprintf(out, "%s\n%s\n%s\n%s\n%s", kUsage,
+               mxpolicy::cli::kResolveUsage, mxpolicy::cli::kWarmUsage,
+               mxpolicy::cli::kCheckUsage, mxpolicy::cli::kTlsFlagsUsage);
 }
 
 }  // namespace

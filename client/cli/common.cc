@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <string>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -26,6 +27,16 @@ std::string Short(const google::protobuf::EnumDescriptor* desc, int value,
 
 }  // namespace
 
+const char kTlsFlagsUsage[] =
+    "TLS to mxpolicyd (every command; any of them turns TLS on):\n"
+    "  --tls-ca=F           PEM CA bundle that verifies the server (default:\n"
+    "                       the system roots)\n"
+    "  --tls-cert=F --tls-key=F\n"
+    "                       client certificate and key, for a server with\n"
+    "                       mTLS (--tls-client-ca)\n"
+    "  --tls-server-name=N  name expected in the server's certificate instead\n"
+    "                       of --server's host\n";
+
 FlagParse ParseCommonFlag(absl::string_view arg, CommonFlags& flags,
                           std::string* error) {
   absl::string_view value = arg;
@@ -48,9 +59,25 @@ FlagParse ParseCommonFlag(absl::string_view arg, CommonFlags& flags,
     flags.deadline = d;
     return FlagParse::kOk;
   }
+  for (auto [prefix, out] :
+       {std::pair{"--tls-ca=", &flags.tls_ca},
+        std::pair{"--tls-cert=", &flags.tls_cert},
+        std::pair{"--tls-key=", &flags.tls_key},
+        std::pair{"--tls-server-name=", &flags.tls_server_name}}) {
+    if (absl::ConsumePrefix(&value, prefix)) {
+      if (value.empty()) {
+        *error = absl::StrCat(prefix, " needs a value");
+        return FlagParse::kError;
+      }
+      *out = std::string(value);
+      return FlagParse::kOk;
+    }
+  }
   // The value-taking flags without "=" are a common slip; say so rather than
   // treating the next word as a domain.
-  if (arg == "--server" || arg == "--deadline") {
+  if (arg == "--server" || arg == "--deadline" || arg == "--tls-ca" ||
+      arg == "--tls-cert" || arg == "--tls-key" ||
+      arg == "--tls-server-name") {
     *error = absl::StrCat(arg, " needs a value: ", arg, "=...");
     return FlagParse::kError;
   }
@@ -74,7 +101,7 @@ std::optional<int> ParseCommandArgs(
     if (parsed == FlagParse::kError) return fail(error);
     if (parsed == FlagParse::kOk) continue;
     if (arg == "--help") {
-      std::printf("%s", usage);
+      std::printf("%s%s", usage, kTlsFlagsUsage);
       return 0;
     }
     if (absl::StartsWith(arg, "--")) {
@@ -108,6 +135,12 @@ void ReportResolveError(absl::string_view command, absl::string_view domain,
 absl::StatusOr<std::unique_ptr<Client>> MakeClient(const CommonFlags& flags) {
   ClientOptions options;
   options.target = flags.server;
+  options.use_tls = !flags.tls_ca.empty() || !flags.tls_cert.empty() ||
+                    !flags.tls_key.empty() || !flags.tls_server_name.empty();
+  options.ca_file = flags.tls_ca;
+  options.cert_file = flags.tls_cert;
+  options.key_file = flags.tls_key;
+  options.tls_server_name = flags.tls_server_name;
   options.cache_entries = 0;
   options.stale_if_error = absl::ZeroDuration();
   return Client::Create(options);

@@ -23,7 +23,18 @@ namespace mxpolicy::cli {
 struct CommonFlags {
   std::string server = "127.0.0.1:8460";
   absl::Duration deadline = absl::Seconds(30);
+  // TLS to mxpolicyd (issue 7): any of them set turns TLS on. `tls_ca`
+  // verifies the server (empty: the system roots); `tls_cert` + `tls_key`
+  // present a client certificate (mTLS).
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_server_name;
 };
+
+// The help text of the TLS flags, which every command takes; --help prints
+// it after the command's usage.
+extern const char kTlsFlagsUsage[];
 
 enum class FlagParse {
   kNotMine,  // not --server= / --deadline=: the command's own argument
@@ -31,7 +42,7 @@ enum class FlagParse {
   kError,  // *error says what is wrong
 };
 
-// Parses `arg` if it is --server=ADDR or --deadline=D.
+// Parses `arg` if it is --server=ADDR, --deadline=D or one of the TLS flags.
 FlagParse ParseCommonFlag(absl::string_view arg, CommonFlags& flags,
                           std::string* error);
 
