@@ -24,3 +24,12 @@ set_target_properties(mxpolicy::idn2 PROPERTIES
   INTERFACE_INCLUDE_DIRECTORIES ${IDN2_INCLUDE_DIR})
 
 find_program(GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
+
+# civetweb (metrics endpoint): its CMake package also wants the civetweb
+# program, which the -dev package lacks: find the library directly.
+find_path(CIVETWEB_INCLUDE_DIR civetweb.h REQUIRED)
+find_library(CIVETWEB_LIBRARY civetweb REQUIRED)
+add_library(mxpolicy::civetweb UNKNOWN IMPORTED)
+set_target_properties(mxpolicy::civetweb PROPERTIES
+  IMPORTED_LOCATION ${CIVETWEB_LIBRARY}
+  INTERFACE_INCLUDE_DIRECTORIES ${CIVETWEB_INCLUDE_DIR})

@@ -11,6 +11,8 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libunbound-dev libcurl4-openssl-dev libssl-dev libidn2-dev
   libgtest-dev libgmock-dev
+  # metrics endpoint
+  libcivetweb-dev
   # fuzzing (libFuzzer, ASan, UBSan)
   clang libclang-rt-14-dev
   # run: the DNSSEC root trust anchor and the system CA store

@@ -90,6 +90,7 @@ int main(int argc, char** argv) {
 
   mxpolicy::ServerConfig config;  // as world_dane_test, DNS via the relay
   config.listen = "127.0.0.1:0";
+  config.metrics_listen = "127.0.0.1:0";
   config.unbound_config = unbound_config;
   config.trust_anchor_file = env->trust_anchor;
   config.sts_ca_file = env->ca_file;

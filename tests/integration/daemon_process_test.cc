@@ -58,7 +58,8 @@ class DaemonProcessTest : public ::testing::Test {
   }
   void StartDaemon(std::vector<std::string> flags) {
     target_ = absl::StrCat("127.0.0.1:", FreePort());
-    flags.insert(flags.begin(), {MXPOLICYD_PATH, "--listen=" + target_});
+    flags.insert(flags.begin(), {MXPOLICYD_PATH, "--listen=" + target_,
+                                 "--metrics-listen=127.0.0.1:0"});
     pid_ = Spawn(flags);
     ASSERT_GT(pid_, 0);
     ASSERT_TRUE(WaitServing(target_)) << "mxpolicyd did not become SERVING";

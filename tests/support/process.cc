@@ -55,7 +55,9 @@ std::vector<std::string> WorldDaemonFlags(const WorldEnv& env) {
   return {"--unbound-config=" + env.unbound_conf,
           "--trust-anchor-file=" + env.trust_anchor,
           "--sts-ca-file=" + env.ca_file,
-          absl::StrCat("--sts-https-port=", env.https_port)};
+          absl::StrCat("--sts-https-port=", env.https_port),
+          // Tests run side by side: never the fixed default metrics port.
+          "--metrics-listen=127.0.0.1:0"};
 }
 
 // wait_for_ready keeps a call from failing fast while the channel backs off

@@ -50,6 +50,8 @@ absl::StatusOr<WorldEnv> LoadWorldEnv() {
 ServerConfig WorldServerConfig(const WorldEnv& env) {
   ServerConfig config;
   config.listen = "127.0.0.1:0";
+  // Tests run side by side: never the fixed default metrics port.
+  config.metrics_listen = "127.0.0.1:0";
   config.unbound_config = env.unbound_conf;
   config.trust_anchor_file = env.trust_anchor;
   config.sts_ca_file = env.ca_file;

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/src/log/log.h"
 
 namespace mxpolicy {
 
@@ -49,7 +50,6 @@ struct ServerConfig {
   // Plaintext gRPC listener serving only grpc.health.v1 (empty: none). For
   // Kubernetes gRPC probes, which cannot speak TLS, when --tls-cert is set.
   std::string health_listen;
-  enum class LogLevel { kDebug, kInfo, kWarning, kError };
   LogLevel log_level = LogLevel::kInfo;
   bool log_json = false;
 

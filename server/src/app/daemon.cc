@@ -7,13 +7,18 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "server/src/app/instrumentation.h"
 #include "server/src/cache/decision_cache.h"
 #include "server/src/common/clock.h"
 #include "server/src/dns/unbound_dns_client.h"
 #include "server/src/https/curl_https_fetcher.h"
+#include "server/src/log/log.h"
+#include "server/src/metrics/metrics.h"
+#include "server/src/metrics/metrics_http.h"
 #include "server/src/resolver/caching_resolver.h"
 #include "server/src/resolver/policy_resolver.h"
 #include "server/src/rpc/policy_service.h"
+#include "server/src/rpc/request_metrics.h"
 #include "server/src/rpc/probe_health.h"
 #include "server/src/rpc/server_tls.h"
 #include "server/src/sts/policy_store.h"
@@ -38,6 +43,14 @@ class NoPluginsOption final : public grpc::ServerBuilderOption {
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
     const ServerConfig& config, std::vector<grpc::Service*> extra_services) {
   std::unique_ptr<Daemon> d(new Daemon());
+  ConfigureLogging({.level = config.log_level, .json = config.log_json});
+  d->metrics_ = std::make_unique<metrics::Registry>();
+  d->metrics_->AddCallback("mxpolicy_build_info",
+                           "Always 1; the version in a label.",
+                           metrics::Type::kGauge, [] {
+                             return std::vector<metrics::Sample>{
+                                 {{{"version", MXPOLICY_VERSION}}, 1}};
+                           });
 
   UnboundDnsClient::Options dns;
   dns.unbound_config_file = config.unbound_config;
@@ -66,8 +79,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
   resolver.sts_https_port = config.sts_https_port;
   resolver.sts_discovery_failure_tempfail =
       config.sts_discovery_failure_tempfail;
-  d->resolver_ = std::make_unique<PolicyResolver>(*d->dns_, *d->https_,
-                                                  *d->store_, resolver);
+  d->dns_instrumented_ =
+      std::make_unique<InstrumentedDnsClient>(*d->dns_, *d->metrics_);
+  d->https_instrumented_ =
+      std::make_unique<InstrumentedHttpsFetcher>(*d->https_, *d->metrics_);
+  d->resolver_ = std::make_unique<PolicyResolver>(
+      *d->dns_instrumented_, *d->https_instrumented_, *d->store_, resolver);
   d->cache_ = std::make_unique<DecisionCache>(
       *d->clock_, DecisionCache::Options{.shards = config.cache_shards,
                                          .max_entries = config.cache_entries});
@@ -77,7 +94,11 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
   caching.max_cold_resolutions = config.max_cold_resolutions;
   d->caching_ = std::make_unique<CachingResolver>(*d->resolver_, *d->cache_,
                                                   *d->store_, caching);
-  d->service_ = std::make_unique<PolicyService>(*d->caching_);
+  RegisterComponentMetrics(*d->metrics_, *d->cache_, *d->store_, *d->caching_,
+                           d->resolver_->fetcher());
+  d->request_metrics_ = std::make_unique<RequestMetrics>(*d->metrics_);
+  d->service_ =
+      std::make_unique<PolicyService>(*d->caching_, d->request_metrics_.get());
 
   // Issue 7: TLS / mTLS on the main listener, files validated first.
   ServerTls::Options tls_options;
@@ -130,11 +151,25 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
                        " (--health-listen; address in use or invalid)"));
     }
   }
+  if (!config.metrics_listen.empty()) {
+    const metrics::Registry* registry = d->metrics_.get();
+    absl::StatusOr<std::unique_ptr<metrics::MetricsHttpServer>> http =
+        metrics::MetricsHttpServer::Start(
+            config.metrics_listen, [registry] { return registry->Render(); });
+    if (!http.ok()) return http.status();
+    d->metrics_http_ = *std::move(http);
+  }
   // The DNS context and trust anchor are loaded: ready.
   d->server_->GetHealthCheckService()->SetServingStatus(true);
   if (d->probe_health_ != nullptr) d->probe_health_->SetServing(true);
   return d;
 }
+
+int Daemon::metrics_port() const {
+  return metrics_http_ == nullptr ? 0 : metrics_http_->port();
+}
+
+std::string Daemon::RenderMetrics() const { return metrics_->Render(); }
 
 void Daemon::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
@@ -162,6 +197,7 @@ absl::StatusOr<bool> Daemon::ReloadTlsIfChanged() {
 
 Daemon::~Daemon() {
   Shutdown(absl::ZeroDuration());
+  metrics_http_.reset();  // no scrape runs into what follows
   // Order matters: destroying an adapter completes its pending work, whose
   // callbacks run into the resolver (and its policy fetcher) and the store.
   // DNS goes first (its callbacks may still queue policy fetches), then
@@ -175,11 +211,15 @@ Daemon::~Daemon() {
   service_.reset();
   dns_.reset();
   https_.reset();
+  dns_instrumented_.reset();
+  https_instrumented_.reset();
   caching_.reset();
   cache_.reset();
   resolver_.reset();
   store_.reset();
   clock_.reset();
+  request_metrics_.reset();
+  metrics_.reset();
 }
 
 }  // namespace mxpolicy

@@ -5,6 +5,7 @@
 #define MXPOLICY_APP_DAEMON_H_
 
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -29,9 +30,16 @@ class DecisionCache;
 class CachingResolver;
 class ServerTls;
 class ProbeHealthService;
+class RequestMetrics;
+class InstrumentedDnsClient;
+class InstrumentedHttpsFetcher;
 namespace sts {
 class PolicyStore;
 }  // namespace sts
+namespace metrics {
+class Registry;
+class MetricsHttpServer;
+}  // namespace metrics
 
 // Contract: Create() loads the DNS context and trust anchor, then starts the
 // gRPC server; health reports SERVING only once everything is loaded, and
@@ -52,6 +60,10 @@ class Daemon {
 
   // The bound gRPC port (useful with --listen=host:0).
   int port() const { return port_; }
+  // The bound port of the metrics endpoint (0: --metrics-listen empty).
+  int metrics_port() const;
+  // The Prometheus exposition text served at /metrics.
+  std::string RenderMetrics() const;
   // The bound port of the plaintext health listener (0: none).
   int health_port() const { return health_port_; }
 
@@ -70,11 +82,17 @@ class Daemon {
   Daemon() = default;
 
   // Destroyed explicitly in ~Daemon, in the order that lets the adapters'
-  // pending callbacks complete into live objects.
+  // pending callbacks complete into live objects. The registry owns every
+  // instrument and goes last.
+  std::unique_ptr<metrics::Registry> metrics_;
+  std::unique_ptr<RequestMetrics> request_metrics_;
+  std::unique_ptr<metrics::MetricsHttpServer> metrics_http_;
   std::unique_ptr<Clock> clock_;
   std::unique_ptr<sts::PolicyStore> store_;
   std::unique_ptr<UnboundDnsClient> dns_;
   std::unique_ptr<CurlHttpsFetcher> https_;
+  std::unique_ptr<InstrumentedDnsClient> dns_instrumented_;
+  std::unique_ptr<InstrumentedHttpsFetcher> https_instrumented_;
   std::unique_ptr<PolicyResolver> resolver_;
   std::unique_ptr<DecisionCache> cache_;
   std::unique_ptr<CachingResolver> caching_;

@@ -188,7 +188,7 @@ std::vector<Flag> ServerFlags(ServerConfig& c) {
        "only at debug.",
        "info",
        [&c](absl::string_view v) {
-         using L = ServerConfig::LogLevel;
+         using L = LogLevel;
          if (v == "debug") {
            c.log_level = L::kDebug;
          } else if (v == "info") {

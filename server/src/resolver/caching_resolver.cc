@@ -82,7 +82,7 @@ bool CachingResolver::StartOrJoin(const std::string& domain, Callback done,
     auto it = flights_.find(domain);
     if (it != flights_.end()) {
       if (done) {
-        it->second.push_back(std::move(done));
+        it->second.waiters.push_back(std::move(done));
         joins_.fetch_add(1, std::memory_order_relaxed);
       }
       return true;
@@ -94,8 +94,9 @@ bool CachingResolver::StartOrJoin(const std::string& domain, Callback done,
     } else {
       ++cold_in_flight_;
       (refresh ? refreshes_ : misses_).fetch_add(1, std::memory_order_relaxed);
-      std::vector<Callback>& waiters = flights_[domain];
-      if (done) waiters.push_back(std::move(done));
+      Flight& flight = flights_[domain];
+      flight.refresh = refresh;
+      if (done) flight.waiters.push_back(std::move(done));
       done = nullptr;
     }
   }
@@ -114,6 +115,8 @@ bool CachingResolver::StartOrJoin(const std::string& domain, Callback done,
 
 void CachingResolver::Complete(const std::string& domain,
                                absl::StatusOr<v1::ResolveResponse> result) {
+  const bool failed =
+      !result.ok() || result->decision() == v1::DECISION_TEMPFAIL;
   absl::StatusOr<std::string> wire;
   if (result.ok()) {
     const absl::Duration ttl = CacheTtl(*result);
@@ -128,7 +131,10 @@ void CachingResolver::Complete(const std::string& domain,
     absl::MutexLock lock(&mu_);
     auto it = flights_.find(domain);
     if (it != flights_.end()) {
-      waiters = std::move(it->second);
+      waiters = std::move(it->second.waiters);
+      if (it->second.refresh && failed) {
+        refresh_failures_.fetch_add(1, std::memory_order_relaxed);
+      }
       flights_.erase(it);
     }
     --cold_in_flight_;
@@ -154,7 +160,8 @@ CachingResolver::Counters CachingResolver::counters() const {
                   .misses = misses_.load(kRelaxed),
                   .joins = joins_.load(kRelaxed),
                   .refreshes = refreshes_.load(kRelaxed),
-                  .rejected = rejected_.load(kRelaxed)};
+                  .rejected = rejected_.load(kRelaxed),
+                  .refresh_failures = refresh_failures_.load(kRelaxed)};
 }
 
 }  // namespace mxpolicy

@@ -47,6 +47,8 @@ class CachingResolver {
 
   struct Counters {
     uint64_t hits = 0, misses = 0, joins = 0, refreshes = 0, rejected = 0;
+    // Background refreshes that ended in an error or a TEMPFAIL.
+    uint64_t refresh_failures = 0;
   };
 
   CachingResolver(PolicyResolver& resolver, DecisionCache& cache,
@@ -89,12 +91,15 @@ class CachingResolver {
   const Options options_;
 
   mutable absl::Mutex mu_;
-  absl::flat_hash_map<std::string, std::vector<Callback>> flights_
-      ABSL_GUARDED_BY(mu_);
+  struct Flight {
+    std::vector<Callback> waiters;
+    bool refresh = false;  // started by refresh-ahead
+  };
+  absl::flat_hash_map<std::string, Flight> flights_ ABSL_GUARDED_BY(mu_);
   size_t cold_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   // Counted without mu_: the hit path takes no process-wide lock.
   std::atomic<uint64_t> hits_{0}, misses_{0}, joins_{0}, refreshes_{0},
-      rejected_{0};
+      rejected_{0}, refresh_failures_{0};
 };
 
 }  // namespace mxpolicy

@@ -1,12 +1,12 @@
 #include "server/src/resolver/policy_fetcher.h"
 
-#include <cstdio>
 #include <memory>
 #include <optional>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "server/src/log/log.h"
 
 namespace mxpolicy {
 namespace {
@@ -14,6 +14,33 @@ namespace {
 bool IsTlsError(FetchError e) {
   return e == FetchError::kTlsNameMismatch || e == FetchError::kTlsExpired ||
          e == FetchError::kTlsUntrusted || e == FetchError::kTlsOther;
+}
+
+constexpr const char* kFailureKinds[] = {
+    "policy_host_dns", "https_connect",  "https_timeout",    "https_tls",
+    "https_too_large", "https_protocol", "https_internal",   "https_status",
+    "https_media_type", "policy_syntax"};
+
+// The metrics kind of a failed exchange (see PolicyFetcher::failures).
+const char* FailureKind(const FetchResult& r) {
+  switch (r.error) {
+    case FetchError::kOk:
+      if (r.http_status != 200) return "https_status";
+      if (r.media_type != "text/plain") return "https_media_type";
+      return "policy_syntax";
+    case FetchError::kConnect:
+      return "https_connect";
+    case FetchError::kTimeout:
+      return "https_timeout";
+    case FetchError::kTooLarge:
+      return "https_too_large";
+    case FetchError::kProtocol:
+      return "https_protocol";
+    case FetchError::kInternal:
+      return "https_internal";
+    default:
+      return IsTlsError(r.error) ? "https_tls" : "https_internal";
+  }
 }
 
 }  // namespace
@@ -65,6 +92,16 @@ uint64_t PolicyFetcher::fetches_started() const {
   return started_;
 }
 
+std::vector<std::pair<std::string, uint64_t>> PolicyFetcher::failures() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::pair<std::string, uint64_t>> out;
+  for (const char* kind : kFailureKinds) {
+    auto it = failures_.find(kind);
+    out.emplace_back(kind, it == failures_.end() ? 0 : it->second);
+  }
+  return out;
+}
+
 void PolicyFetcher::Start(std::string domain, std::string id) {
   // B1/B2: the policy host, resolved by our own validating resolver (a
   // CNAME to a provider is followed; the name checked stays ours, §8.2).
@@ -101,6 +138,10 @@ void PolicyFetcher::Start(std::string domain, std::string id) {
         }
       }
       if (!request) {
+        {
+          absl::MutexLock lock(&mu_);
+          ++failures_["policy_host_dns"];
+        }
         Complete(domain, id,
                  {false, std::nullopt,
                   absl::StrCat("sts-policy-fetch-error: ", host, ": ", error)});
@@ -109,6 +150,10 @@ void PolicyFetcher::Start(std::string domain, std::string id) {
       https_.Fetch(*std::move(request), [this, domain, id](FetchResult r) {
         absl::StatusOr<sts::Policy> policy = CheckPolicyResponse(r);
         if (!policy.ok()) {
+          {
+            absl::MutexLock lock(&mu_);
+            ++failures_[FailureKind(r)];
+          }
           Complete(domain, id,
                    {false, std::nullopt, std::string(policy.status().message())});
           return;
@@ -125,10 +170,16 @@ void PolicyFetcher::Complete(const std::string& domain, const std::string& id,
                              PolicyFetchOutcome outcome) {
   if (!outcome.ok && store_.FetchFailed(domain, id)) {
     // SPEC D5 / RFC 8461 §10.2: a non-`none` policy could not be refreshed.
-    std::fprintf(stderr,
-                 "mxpolicyd: MTA-STS policy refresh for %s (id %s) failed: "
-                 "%s; the cached policy stays in force until it expires\n",
-                 domain.c_str(), id.c_str(), outcome.detail.c_str());
+    LogLine(LogLevel::kWarning, "sts_refresh_failed")
+        .Add("domain", domain)
+        .Add("id", id)
+        .Add("error", outcome.detail)
+        .Add("note", "the cached policy stays in force until it expires");
+  } else if (!outcome.ok && LogEnabled(LogLevel::kInfo)) {
+    LogLine(LogLevel::kInfo, "sts_fetch_failed")
+        .Add("domain", domain)
+        .Add("id", id)
+        .Add("error", outcome.detail);
   }
   std::vector<Callback> waiters;
   {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -51,6 +52,13 @@ class PolicyFetcher {
   // Fetches started (not joined) since creation; for tests and metrics.
   uint64_t fetches_started() const;
 
+  // Failed fetches since creation by kind, for metrics: "policy_host_dns"
+  // (mta-sts.<domain> has no usable address), "https_connect",
+  // "https_timeout", "https_tls", "https_too_large", "https_protocol",
+  // "https_internal", "https_status" (not 200), "https_media_type",
+  // "policy_syntax". Every kind is listed, counted or not.
+  std::vector<std::pair<std::string, uint64_t>> failures() const;
+
  private:
   void Start(std::string domain, std::string id);
   void Complete(const std::string& domain, const std::string& id,
@@ -66,6 +74,7 @@ class PolicyFetcher {
   absl::flat_hash_map<std::string, std::vector<Callback>> waiting_
       ABSL_GUARDED_BY(mu_);
   uint64_t started_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<std::string, uint64_t> failures_ ABSL_GUARDED_BY(mu_);
 };
 
 // Classifies an HTTP exchange and parses the body (SPEC B5, B7, B11, C):

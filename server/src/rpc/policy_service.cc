@@ -64,12 +64,18 @@ namespace {
 // exactly once; the other one finds it finished.
 class ResolveCall {
  public:
-  explicit ResolveCall(grpc::ByteBuffer* response) : response_(response) {}
+  ResolveCall(grpc::ByteBuffer* response, RequestMetrics* metrics,
+              std::string domain, absl::Time start)
+      : response_(response),
+        metrics_(metrics),
+        domain_(std::move(domain)),
+        start_(start) {}
 
   // `result` is a serialized ResolveResponse.
   void Answer(absl::StatusOr<std::string> result) {
     grpc::ServerUnaryReactor* reactor = Claim();
     if (reactor == nullptr) return;
+    Record(result.status(), result.ok() ? *result : std::string());
     if (!result.ok()) {
       reactor->Finish(ToGrpcStatus(result.status()));
       return;
@@ -82,8 +88,10 @@ class ResolveCall {
   void Cancelled() {
     grpc::ServerUnaryReactor* reactor = Claim();
     if (reactor == nullptr) return;
-    reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED,
-                                 "call cancelled before the answer"));
+    const absl::Status cancelled =
+        absl::CancelledError("call cancelled before the answer");
+    Record(cancelled, "");
+    reactor->Finish(ToGrpcStatus(cancelled));
   }
 
   void Attach(grpc::ServerUnaryReactor* reactor) {
@@ -109,7 +117,16 @@ class ResolveCall {
 
   absl::Mutex mu_;
   grpc::ServerUnaryReactor* reactor_ ABSL_GUARDED_BY(mu_) = nullptr;
+  void Record(const absl::Status& status, absl::string_view wire) {
+    if (metrics_ != nullptr) {
+      metrics_->Record(domain_, status, wire, absl::Now() - start_);
+    }
+  }
+
   grpc::ByteBuffer* const response_;  // valid until the call is finished
+  RequestMetrics* const metrics_;
+  const std::string domain_;
+  const absl::Time start_;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
@@ -134,6 +151,7 @@ class ResolveReactor final : public grpc::ServerUnaryReactor {
 grpc::ServerUnaryReactor* PolicyService::Resolve(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
+  const absl::Time start = absl::Now();
   absl::StatusOr<std::string> domain = DecodeResolveRequestDomain(*request);
   std::optional<absl::StatusOr<std::string>> now;
   if (domain.ok()) {
@@ -145,6 +163,10 @@ grpc::ServerUnaryReactor* PolicyService::Resolve(
     // Hits and bad requests finish inline on gRPC's own reactor: the hot
     // path pays for nothing a canned answer would not.
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    if (metrics_ != nullptr) {
+      metrics_->Record(domain.ok() ? *domain : "", now->status(),
+                       now->ok() ? **now : "", absl::Now() - start);
+    }
     if (now->ok()) {
       grpc::Slice slice(**std::move(now));
       *response = grpc::ByteBuffer(&slice, 1);
@@ -152,7 +174,8 @@ grpc::ServerUnaryReactor* PolicyService::Resolve(
     reactor->Finish(ToGrpcStatus(now->status()));
     return reactor;
   }
-  auto call = std::make_shared<ResolveCall>(response);
+  auto call =
+      std::make_shared<ResolveCall>(response, metrics_, *domain, start);
   auto* reactor = new ResolveReactor(call);
   resolver_.Resolve(*domain, [call](absl::StatusOr<std::string> result) {
     call->Answer(std::move(result));

@@ -17,6 +17,7 @@
 #include "mxpolicy/v1/mxpolicy.grpc.pb.h"
 #include "server/src/resolver/caching_resolver.h"
 #include "server/src/rpc/admin_access.h"
+#include "server/src/rpc/request_metrics.h"
 
 namespace mxpolicy {
 
@@ -35,7 +36,11 @@ class PolicyService final
           v1::PolicyResolver::WithRawCallbackMethod_Resolve<
               v1::PolicyResolver::Service>> {
  public:
-  explicit PolicyService(CachingResolver& resolver) : resolver_(resolver) {}
+  // `metrics` (may be null) counts and logs every Resolve call; it must
+  // outlive the server.
+  explicit PolicyService(CachingResolver& resolver,
+                         RequestMetrics* metrics = nullptr)
+      : resolver_(resolver), metrics_(metrics) {}
 
   grpc::ServerUnaryReactor* Resolve(grpc::CallbackServerContext* context,
                                     const grpc::ByteBuffer* request,
@@ -53,6 +58,7 @@ class PolicyService final
  private:
   CachingResolver& resolver_;
   AdminPolicy admin_;
+  RequestMetrics* const metrics_;
 };
 
 // True for peers such as "ipv4:127.0.0.1:5000", "ipv6:[::1]:5000" and

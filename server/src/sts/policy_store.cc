@@ -76,6 +76,7 @@ StorePlan PolicyStore::Plan(absl::string_view domain, const TxtState& txt) {
       break;
     }
   }
+  if (plan.fetch && plan.cached) ++refresh_attempts_;
   // Nothing cached and no back-off running: keep no state for the domain.
   if (!entry.policy && now >= entry.retry_after) entries_.erase(domain);
   return plan;
@@ -98,6 +99,9 @@ void PolicyStore::MakeRoom(absl::Time now) {
       if (it->second.policy->expires_at < victim->second.policy->expires_at) {
         victim = it;
       }
+    }
+    if (victim->second.policy->policy.mode == Mode::kEnforce) {
+      ++enforce_evictions_;
     }
     entries_.erase(victim);
     ++evictions_;
@@ -175,6 +179,26 @@ uint64_t PolicyStore::evictions() const {
 size_t PolicyStore::size() const {
   absl::MutexLock lock(&mu_);
   return entries_.size();
+}
+
+size_t PolicyStore::policies() const {
+  const absl::Time now = clock_.Now();
+  absl::MutexLock lock(&mu_);
+  size_t n = 0;
+  for (const auto& [domain, entry] : entries_) {
+    if (entry.policy && entry.policy->expires_at > now) ++n;
+  }
+  return n;
+}
+
+uint64_t PolicyStore::enforce_evictions() const {
+  absl::MutexLock lock(&mu_);
+  return enforce_evictions_;
+}
+
+uint64_t PolicyStore::refresh_attempts() const {
+  absl::MutexLock lock(&mu_);
+  return refresh_attempts_;
 }
 
 uint64_t PolicyStore::refresh_failures() const {

@@ -105,9 +105,17 @@ class PolicyStore {
 
   const Clock& clock() const { return clock_; }
 
-  // Unexpired policies evicted for lack of room since start.
+  // Unexpired policies evicted for lack of room since start, and those of
+  // them in mode `enforce` (each reopens a downgrade window: alert on it).
   uint64_t evictions() const;
+  uint64_t enforce_evictions() const;
+  // Fetches planned for a domain that already had a policy (daily refresh
+  // or TXT id change) since start.
+  uint64_t refresh_attempts() const;
+  // Entries (policies and fetch back-offs) held.
   size_t size() const;
+  // Unexpired policies held; O(entries), for metrics.
+  size_t policies() const;
 
  private:
   struct Entry {
@@ -131,6 +139,8 @@ class PolicyStore {
   mutable absl::flat_hash_map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
   uint64_t refresh_failures_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t evictions_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t enforce_evictions_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t refresh_attempts_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace mxpolicy::sts
