@@ -210,8 +210,10 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(
   grpc::ChannelArguments args;
   args.SetServiceConfigJSON(ServiceConfig(options));
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // Any TLS option turns TLS on: a server name or a client certificate on a
+  // plaintext channel would be silently ignored.
   if (options.use_tls || !options.ca_file.empty() ||
-      !options.cert_file.empty()) {
+      !options.cert_file.empty() || !options.tls_server_name.empty()) {
     grpc::SslCredentialsOptions ssl;
     if (!options.ca_file.empty()) {
       absl::StatusOr<std::string> ca = ReadFile(options.ca_file, "CA file");

@@ -56,7 +56,8 @@ struct ClientOptions {
   std::string target = "127.0.0.1:8460";
 
   // TLS. `ca_file` set: TLS, the server verified against it (empty with
-  // use_tls: the system roots). `cert_file` + `key_file`: mTLS.
+  // use_tls: the system roots). `cert_file` + `key_file`: mTLS. Any of these
+  // or `tls_server_name` set turns TLS on, as use_tls does.
   bool use_tls = false;
   std::string ca_file;
   std::string cert_file;

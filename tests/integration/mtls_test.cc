@@ -1,0 +1,649 @@
+// Issue 7 ("Security"): mxpolicyd's gRPC listener with TLS and mTLS, the
+// admin-RPC rule, reloading certificates (SIGHUP and the periodic check), the
+// plaintext health listener, and the client side — mxpolicy::Client's TLS
+// options and the CLI's --tls-* flags — end to end on 127.0.0.1, with a PKI
+// made at test time (tests/support/test_pki). Resolve answers come from the
+// hermetic world (dane.test).
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "mxpolicy/client.h"
+#include "mxpolicy/v1/mxpolicy.grpc.pb.h"
+#include "server/src/app/daemon.h"
+#include "server/src/rpc/server_tls.h"
+#include "tests/support/process.h"
+#include "tests/support/test_pki.h"
+#include "tests/support/world_env.h"
+
+namespace mxpolicy {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using testing::CertFiles;
+using testing::TestPki;
+namespace health = ::grpc::health::v1;
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void CopyFile(const std::string& from, const std::string& to) {
+  // Rewritten in place, as an operator's `cp` does (not atomically).
+  std::ofstream(to, std::ios::binary | std::ios::trunc) << ReadAll(from);
+}
+
+std::string MakeTempDir(const char* what) {
+  const char* tmp = getenv("TMPDIR");
+  std::string pattern = absl::StrCat(tmp != nullptr && *tmp ? tmp : "/tmp",
+                                     "/mxpolicy-", what, "-XXXXXX");
+  EXPECT_NE(mkdtemp(pattern.data()), nullptr);
+  return pattern;
+}
+
+// One PKI for the whole binary (openssl takes ~0.2 s for it).
+const TestPki& Pki() {
+  static const TestPki* pki = [] {
+    absl::StatusOr<TestPki> p = testing::MakeTestPki(MakeTempDir("pki"));
+    if (!p.ok()) {
+      ADD_FAILURE() << p.status();
+      return new TestPki();
+    }
+    return new TestPki(*p);
+  }();
+  return *pki;
+}
+
+// Channel credentials: the server verified against `ca`; `client` (may be
+// null) presented for mTLS.
+std::shared_ptr<grpc::ChannelCredentials> Tls(const std::string& ca,
+                                              const CertFiles* client) {
+  grpc::SslCredentialsOptions o;
+  o.pem_root_certs = ReadAll(ca);
+  if (client != nullptr) {
+    o.pem_cert_chain = ReadAll(client->cert);
+    o.pem_private_key = ReadAll(client->key);
+  }
+  return grpc::SslCredentials(o);
+}
+
+// A fresh connection each time: gRPC shares one connection between channels
+// with identical arguments, and the reload tests need new handshakes.
+std::shared_ptr<grpc::Channel> Channel(
+    const std::string& target, std::shared_ptr<grpc::ChannelCredentials> c) {
+  static int nonce = 0;
+  grpc::ChannelArguments args;
+  args.SetInt("mxpolicy.test.nonce", ++nonce);
+  return grpc::CreateCustomChannel(target, c, args);
+}
+
+grpc::Status CallResolve(const std::shared_ptr<grpc::Channel>& ch,
+                         v1::ResolveResponse* out) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(15)));
+  v1::ResolveRequest req;
+  req.set_domain("dane.test");
+  return v1::PolicyResolver::NewStub(ch)->Resolve(&ctx, req, out);
+}
+
+grpc::Status CallInvalidate(const std::shared_ptr<grpc::Channel>& ch) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  v1::InvalidateRequest req;
+  req.set_domain("dane.test");
+  v1::InvalidateResponse resp;
+  return v1::PolicyResolver::NewStub(ch)->Invalidate(&ctx, req, &resp);
+}
+
+// The health check over `ch`; *server_cn gets the CN of the certificate the
+// server presented (empty for plaintext).
+grpc::Status CallHealth(const std::shared_ptr<grpc::Channel>& ch,
+                        health::HealthCheckResponse* out,
+                        std::string* server_cn = nullptr) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  grpc::Status s = health::Health::NewStub(ch)->Check(&ctx, {}, out);
+  if (server_cn != nullptr) {
+    server_cn->clear();
+    std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
+    if (auth != nullptr) {
+      for (const grpc::string_ref& v :
+           auth->FindPropertyValues("x509_common_name")) {
+        *server_cn = std::string(v.data(), v.size());
+      }
+    }
+  }
+  return s;
+}
+
+// ---- in-process Daemon with TLS / mTLS --------------------------------------
+
+class TlsDaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(Pki().dir.empty());
+    absl::StatusOr<testing::WorldEnv> env = testing::LoadWorldEnv();
+    ASSERT_TRUE(env.ok()) << env.status();
+    env_ = *env;
+  }
+  void Start(bool mtls, std::string health_listen = "") {
+    ServerConfig c = testing::WorldServerConfig(env_);
+    c.tls_cert = Pki().server.cert;
+    c.tls_key = Pki().server.key;
+    if (mtls) {
+      c.tls_client_ca = Pki().ca_a.cert;
+      c.admin_identities = {"admin.mxpolicy.test"};
+    }
+    c.health_listen = std::move(health_listen);
+    absl::StatusOr<std::unique_ptr<Daemon>> d = Daemon::Create(c);
+    ASSERT_TRUE(d.ok()) << d.status();
+    daemon_ = *std::move(d);
+    target_ = absl::StrCat("127.0.0.1:", daemon_->port());
+  }
+  std::shared_ptr<grpc::Channel> As(const CertFiles* client) {
+    return Channel(target_, Tls(Pki().ca_a.cert, client));
+  }
+
+  testing::WorldEnv env_;
+  std::unique_ptr<Daemon> daemon_;
+  std::string target_;
+};
+
+// Issue 7: under mTLS a client without a certificate fails the handshake.
+TEST_F(TlsDaemonTest, MtlsRefusesClientWithoutCertificate) {
+  Start(/*mtls=*/true);
+  v1::ResolveResponse r;
+  grpc::Status s = CallResolve(As(nullptr), &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+}
+
+// Issue 7: a certificate from another CA (B) is refused, even one naming an
+// admin identity.
+TEST_F(TlsDaemonTest, MtlsRefusesCertificateFromOtherCa) {
+  Start(/*mtls=*/true);
+  v1::ResolveResponse r;
+  grpc::Status s = CallResolve(As(&Pki().rogue), &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  EXPECT_EQ(CallInvalidate(As(&Pki().rogue)).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+}
+
+// Issue 7: a plaintext client cannot talk to the TLS listener.
+TEST_F(TlsDaemonTest, MtlsRefusesPlaintextClient) {
+  Start(/*mtls=*/true);
+  v1::ResolveResponse r;
+  grpc::Status s =
+      CallResolve(Channel(target_, grpc::InsecureChannelCredentials()), &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+}
+
+// Issue 7: an authorised client (node1, from CA A) gets Resolve answers but
+// not the admin RPC (PERMISSION_DENIED naming its identity, although it is
+// on loopback); the admin identity may Invalidate.
+TEST_F(TlsDaemonTest, MtlsResolveForNodesInvalidateForAdminOnly) {
+  Start(/*mtls=*/true);
+  v1::ResolveResponse r;
+  grpc::Status s = CallResolve(As(&Pki().node1), &r);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(r.domain(), "dane.test");
+  EXPECT_NE(r.decision(), v1::DECISION_UNSPECIFIED);
+
+  grpc::Status denied = CallInvalidate(As(&Pki().node1));
+  EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(denied.error_message(), HasSubstr("node1.mxpolicy.test"));
+
+  grpc::Status admin = CallInvalidate(As(&Pki().admin));
+  EXPECT_TRUE(admin.ok()) << admin.error_message();
+}
+
+// Issue 7: TLS without client CA: clients verifying the server with CA A get
+// answers; plaintext clients fail; the admin rule is the address (loopback
+// only), so Invalidate from 127.0.0.1 is allowed.
+TEST_F(TlsDaemonTest, TlsOnlyServesVerifyingClientsAdminByLoopback) {
+  Start(/*mtls=*/false);
+  v1::ResolveResponse r;
+  grpc::Status s = CallResolve(As(nullptr), &r);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(r.domain(), "dane.test");
+  EXPECT_EQ(CallResolve(Channel(target_, grpc::InsecureChannelCredentials()),
+                        &r)
+                .error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  // A client that trusts another CA does not accept the server.
+  EXPECT_EQ(CallResolve(Channel(target_, Tls(Pki().ca_b.cert, nullptr)), &r)
+                .error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  grpc::Status inv = CallInvalidate(As(nullptr));
+  EXPECT_TRUE(inv.ok()) << inv.error_message();
+}
+
+// Issue 7: --health-listen serves grpc.health.v1 in plaintext (Kubernetes
+// gRPC probes) while the main port is TLS-only; it serves nothing else.
+TEST_F(TlsDaemonTest, PlaintextHealthListenerMirrorsMainServer) {
+  Start(/*mtls=*/true, "127.0.0.1:0");
+  ASSERT_GT(daemon_->health_port(), 0);
+  auto plain = Channel(absl::StrCat("127.0.0.1:", daemon_->health_port()),
+                       grpc::InsecureChannelCredentials());
+  health::HealthCheckResponse h;
+  grpc::Status s = CallHealth(plain, &h);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(h.status(), health::HealthCheckResponse::SERVING);
+  // Only health there: no PolicyResolver on the probe port.
+  v1::ResolveResponse r;
+  EXPECT_EQ(CallResolve(plain, &r).error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);
+  // The main port does not answer plaintext health checks.
+  EXPECT_EQ(CallHealth(Channel(target_, grpc::InsecureChannelCredentials()), &h)
+                .error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  daemon_->Shutdown(absl::ZeroDuration());
+  EXPECT_NE(CallHealth(plain, &h).error_code(), grpc::StatusCode::OK);
+}
+
+// Issue 7: mxpolicy::Client's TLS options end to end: ca_file, mTLS with
+// cert_file/key_file, tls_server_name, and the failures of each.
+TEST_F(TlsDaemonTest, ClientLibraryTlsAndMtlsOptions) {
+  Start(/*mtls=*/true);
+  auto resolve = [&](ClientOptions o) {
+    o.target = target_;
+    o.max_attempts = 1;
+    o.cache_entries = 0;
+    absl::StatusOr<std::unique_ptr<Client>> c = Client::Create(o);
+    if (!c.ok()) return c.status();
+    absl::StatusOr<Policy> p = (*c)->Resolve("dane.test", absl::Seconds(15));
+    return p.ok() ? absl::OkStatus() : p.status();
+  };
+  ClientOptions mtls;
+  mtls.use_tls = true;
+  mtls.ca_file = Pki().ca_a.cert;
+  mtls.cert_file = Pki().node1.cert;
+  mtls.key_file = Pki().node1.key;
+  EXPECT_TRUE(resolve(mtls).ok()) << resolve(mtls);
+
+  ClientOptions named = mtls;  // the name checked: SAN DNS:localhost
+  named.tls_server_name = "localhost";
+  EXPECT_TRUE(resolve(named).ok()) << resolve(named);
+  named.tls_server_name = "elsewhere.example";
+  EXPECT_EQ(resolve(named).code(), absl::StatusCode::kUnavailable);
+
+  ClientOptions no_cert = mtls;
+  no_cert.cert_file.clear();
+  no_cert.key_file.clear();
+  EXPECT_EQ(resolve(no_cert).code(), absl::StatusCode::kUnavailable);
+
+  ClientOptions wrong_ca = mtls;
+  wrong_ca.ca_file = Pki().ca_b.cert;
+  EXPECT_EQ(resolve(wrong_ca).code(), absl::StatusCode::kUnavailable);
+
+  ClientOptions half = mtls;
+  half.key_file.clear();
+  EXPECT_EQ(resolve(half).code(), absl::StatusCode::kInvalidArgument);
+  ClientOptions missing = mtls;
+  missing.ca_file = Pki().dir + "/no-such.pem";
+  EXPECT_EQ(resolve(missing).code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Issue 7: TLS-only server through the client library (ca_file, no client
+// certificate).
+TEST_F(TlsDaemonTest, ClientLibraryTlsOnly) {
+  Start(/*mtls=*/false);
+  ClientOptions o;
+  o.target = target_;
+  o.use_tls = true;
+  o.ca_file = Pki().ca_a.cert;
+  o.cache_entries = 0;
+  absl::StatusOr<std::unique_ptr<Client>> c = Client::Create(o);
+  ASSERT_TRUE(c.ok()) << c.status();
+  absl::StatusOr<Policy> p = (*c)->Resolve("dane.test", absl::Seconds(15));
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->response.domain(), "dane.test");
+
+  // tls_server_name alone turns TLS on, with the default roots (here CA A
+  // through gRPC's roots variable; it was a plaintext channel before, which
+  // this server refuses). The only channel of the binary on default roots.
+  setenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", Pki().ca_a.cert.c_str(), 1);
+  ClientOptions name_only;
+  name_only.target = target_;
+  name_only.tls_server_name = "localhost";
+  name_only.cache_entries = 0;
+  c = Client::Create(name_only);
+  ASSERT_TRUE(c.ok()) << c.status();
+  p = (*c)->Resolve("dane.test", absl::Seconds(15));
+  EXPECT_TRUE(p.ok()) << p.status();
+}
+
+// Issue 7: the CLI's --tls-ca/--tls-cert/--tls-key against the mTLS server;
+// without the client certificate the call fails (exit 1).
+TEST_F(TlsDaemonTest, CliResolveWithTlsFlags) {
+  Start(/*mtls=*/true);
+  int rc = -1;
+  const std::string out = testing::RunBinary(
+      MXPOLICY_CLI_PATH,
+      {"resolve", "--server=" + target_, "--tls-ca=" + Pki().ca_a.cert,
+       "--tls-cert=" + Pki().node1.cert, "--tls-key=" + Pki().node1.key,
+       "--deadline=15s", "dane.test"},
+      &rc);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("dane.test"));
+  EXPECT_THAT(out, HasSubstr("decision"));
+  testing::RunBinary(MXPOLICY_CLI_PATH,
+                     {"resolve", "--server=" + target_,
+                      "--tls-ca=" + Pki().ca_a.cert, "--deadline=5s",
+                      "dane.test"},
+                     &rc);
+  EXPECT_EQ(rc, 1);
+  const std::string help =
+      testing::RunBinary(MXPOLICY_CLI_PATH, {"resolve", "--help"}, &rc);
+  EXPECT_EQ(rc, 0);
+  EXPECT_THAT(help, HasSubstr("--tls-cert=F --tls-key=F"));
+}
+
+// One socketmap query to mxpolicy-postfix on 127.0.0.1:port; the reply
+// netstring, or "" when none came within 15 s.
+std::string SocketmapQuery(int port, const std::string& key) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return "";
+  }
+  const std::string q = "postfix " + key;
+  const std::string req = absl::StrCat(q.size(), ":", q, ",");
+  if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
+    close(fd);
+    return "";
+  }
+  std::string out;
+  const absl::Time give_up = absl::Now() + absl::Seconds(15);
+  while ((out.empty() || out.back() != ',') && absl::Now() < give_up) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    char buf[512];
+    const ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return out;
+}
+
+// Issue 7: mxpolicy-postfix's --ca-file/--cert-file/--key-file reach the
+// mTLS server (a DANE answer for dane.test); without the client certificate
+// the handshake fails and the lookup is TEMP (the adapter's default when the
+// service is unreachable).
+TEST_F(TlsDaemonTest, PostfixAdapterTlsFlags) {
+  Start(/*mtls=*/true);
+  auto run = [&](std::vector<std::string> tls_flags) {
+    const int port = testing::FreePort();
+    std::vector<std::string> args = {MXPOLICY_POSTFIX_PATH,
+                                     absl::StrCat("--listen=127.0.0.1:", port),
+                                     "--server=" + target_, "--deadline=5s"};
+    for (std::string& f : tls_flags) args.push_back(f);
+    const pid_t pid = testing::Spawn(args, /*quiet=*/true);
+    std::string reply;
+    const absl::Time give_up = absl::Now() + absl::Seconds(10);
+    while (reply.empty() && absl::Now() < give_up) {
+      reply = SocketmapQuery(port, "dane.test");
+      if (reply.empty()) absl::SleepFor(absl::Milliseconds(50));
+    }
+    kill(pid, SIGTERM);
+    testing::Reap(pid);
+    return reply;
+  };
+  EXPECT_EQ(run({"--ca-file=" + Pki().ca_a.cert,
+                 "--cert-file=" + Pki().node1.cert,
+                 "--key-file=" + Pki().node1.key}),
+            "12:OK dane-only,");
+  EXPECT_THAT(run({"--ca-file=" + Pki().ca_a.cert}), HasSubstr(":TEMP"));
+}
+
+// ---- ServerTls: validation and the private copies ---------------------------
+
+// Issue 7: bad files are refused with an error naming the file; a refused
+// reload leaves the served copy as it was; the copies go with the object.
+TEST(ServerTlsTest, ValidatesFilesAndKeepsOldCopyOnBadReload) {
+  const TestPki& pki = Pki();
+  const std::string dir = MakeTempDir("servertls");
+  const std::string cert = dir + "/cert.pem", key = dir + "/key.pem";
+  CopyFile(pki.server.cert, cert);
+  CopyFile(pki.node1.key, key);  // not the server's key
+  ServerTls::Options o;
+  o.cert_file = cert;
+  o.key_file = key;
+  o.tmp_dir = dir;
+  absl::StatusOr<std::unique_ptr<ServerTls>> bad = ServerTls::Create(o);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr(key));
+  EXPECT_THAT(bad.status().message(), HasSubstr("does not match"));
+
+  std::ofstream(cert, std::ios::trunc) << "-----BEGIN CERTIFICATE-----\nxx\n";
+  bad = ServerTls::Create(o);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr(cert));
+
+  CopyFile(pki.server.cert, cert);
+  CopyFile(pki.server.key, key);
+  o.client_ca_file = dir + "/missing-ca.pem";
+  bad = ServerTls::Create(o);
+  EXPECT_THAT(bad.status().message(), HasSubstr("missing-ca.pem"));
+
+  o.client_ca_file = pki.ca_a.cert;
+  absl::StatusOr<std::unique_ptr<ServerTls>> tls = ServerTls::Create(o);
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  EXPECT_TRUE((*tls)->mtls());
+  const std::string copy_dir = (*tls)->copy_dir();
+  const std::string identity = copy_dir + "/identity.pem";
+  const std::string served = ReadAll(identity);
+  EXPECT_THAT(served, HasSubstr("PRIVATE KEY"));
+  struct stat st;
+  ASSERT_EQ(stat(copy_dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+
+  absl::StatusOr<bool> changed = (*tls)->ReloadIfChanged();
+  ASSERT_TRUE(changed.ok());
+  EXPECT_FALSE(*changed);
+
+  CopyFile(pki.admin.key, key);  // mismatched again
+  absl::Status s = (*tls)->Reload();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr(key));
+  EXPECT_EQ(ReadAll(identity), served);
+  EXPECT_EQ((*tls)->reloads_failed(), 1u);
+  // The same broken bytes are not retried by the periodic check.
+  changed = (*tls)->ReloadIfChanged();
+  EXPECT_TRUE(changed.ok() && !*changed);
+  EXPECT_EQ((*tls)->reloads_failed(), 1u);
+
+  CopyFile(pki.server.key, key);
+  changed = (*tls)->ReloadIfChanged();
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_TRUE(*changed);
+  EXPECT_EQ((*tls)->reloads_ok(), 1u);
+
+  tls->reset();
+  EXPECT_FALSE(std::filesystem::exists(copy_dir));
+  std::filesystem::remove_all(dir);
+}
+
+// ---- mxpolicyd as a process: reload -----------------------------------------
+
+class ReloadProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(Pki().dir.empty());
+    absl::StatusOr<testing::WorldEnv> env = testing::LoadWorldEnv();
+    ASSERT_TRUE(env.ok()) << env.status();
+    env_ = *env;
+    dir_ = MakeTempDir("reload");
+    cert_ = dir_ + "/tls.crt";
+    key_ = dir_ + "/tls.key";
+    CopyFile(Pki().server.cert, cert_);
+    CopyFile(Pki().server.key, key_);
+    absl::StatusOr<CertFiles> two = testing::IssueCert(
+        dir_, "server2", Pki().ca_a, "mxpolicyd server 2",
+        "IP:127.0.0.1,DNS:localhost");
+    ASSERT_TRUE(two.ok()) << two.status();
+    server2_ = *two;
+  }
+  void TearDown() override {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      testing::Reap(pid_);
+    }
+    std::filesystem::remove_all(dir_);
+  }
+  // Starts mxpolicyd with TLS on the world; stderr to dir_/stderr.log and
+  // TMPDIR=dir_/tmp (where its private copies go).
+  void Start(std::vector<std::string> extra) {
+    target_ = absl::StrCat("127.0.0.1:", testing::FreePort());
+    std::vector<std::string> args = {MXPOLICYD_PATH, "--listen=" + target_,
+                                     "--tls-cert=" + cert_,
+                                     "--tls-key=" + key_};
+    for (std::string& f : testing::WorldDaemonFlags(env_)) args.push_back(f);
+    for (std::string& f : extra) args.push_back(f);
+    mkdir((dir_ + "/tmp").c_str(), 0700);
+    pid_ = SpawnLogged(args);
+    ASSERT_GT(pid_, 0);
+  }
+  pid_t SpawnLogged(const std::vector<std::string>& args) {
+    const std::string log = dir_ + "/stderr.log";
+    const std::string tmp = dir_ + "/tmp";
+    pid_t pid = fork();
+    if (pid == 0) {
+      const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+      dup2(fd, 2);
+      const int null = open("/dev/null", O_WRONLY);
+      dup2(null, 1);
+      setenv("TMPDIR", tmp.c_str(), 1);
+      std::vector<char*> argv;
+      for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    return pid;
+  }
+  std::string Log() { return ReadAll(dir_ + "/stderr.log"); }
+  // The CN of the certificate a new TLS connection sees ("" on failure).
+  std::string ServedCn() {
+    health::HealthCheckResponse h;
+    std::string cn;
+    if (!CallHealth(Channel(target_, Tls(Pki().ca_a.cert, nullptr)), &h, &cn)
+             .ok()) {
+      return "";
+    }
+    return cn;
+  }
+  bool WaitForCn(const std::string& want, absl::Duration limit) {
+    const absl::Time give_up = absl::Now() + limit;
+    while (absl::Now() < give_up) {
+      if (ServedCn() == want) return true;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return false;
+  }
+  bool WaitForLog(const std::string& part, absl::Duration limit) {
+    const absl::Time give_up = absl::Now() + limit;
+    while (absl::Now() < give_up) {
+      if (Log().find(part) != std::string::npos) return true;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return false;
+  }
+
+  testing::WorldEnv env_;
+  std::string dir_, cert_, key_, target_;
+  CertFiles server2_;
+  pid_t pid_ = -1;
+};
+
+// Issue 7: SIGHUP with a new certificate → new connections see it; SIGHUP
+// with a broken key → refused, logged naming the file, the previous
+// certificate still served. SIGTERM removes the private copies.
+TEST_F(ReloadProcessTest, SighupReloadsAndRefusesBrokenFiles) {
+  Start({});
+  ASSERT_TRUE(WaitForCn("mxpolicyd server 1", absl::Seconds(20))) << Log();
+
+  CopyFile(server2_.cert, cert_);
+  CopyFile(server2_.key, key_);
+  kill(pid_, SIGHUP);
+  ASSERT_TRUE(WaitForLog("SIGHUP: TLS files reloaded", absl::Seconds(5)))
+      << Log();
+  EXPECT_TRUE(WaitForCn("mxpolicyd server 2", absl::Seconds(5))) << Log();
+
+  std::ofstream(key_, std::ios::trunc) << "-----BEGIN PRIVATE KEY-----\nAAAA\n";
+  kill(pid_, SIGHUP);
+  ASSERT_TRUE(WaitForLog("TLS reload refused", absl::Seconds(5))) << Log();
+  EXPECT_THAT(Log(), HasSubstr(key_));
+  absl::SleepFor(absl::Milliseconds(1500));  // > the 1 s refresh interval
+  EXPECT_EQ(ServedCn(), "mxpolicyd server 2");
+
+  // Still serving Resolve (a new TLS connection).
+  v1::ResolveResponse r;
+  grpc::Status s =
+      CallResolve(Channel(target_, Tls(Pki().ca_a.cert, nullptr)), &r);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+
+  kill(pid_, SIGTERM);
+  EXPECT_EQ(testing::Reap(pid_), 0) << Log();
+  pid_ = -1;
+  EXPECT_TRUE(std::filesystem::is_empty(dir_ + "/tmp"))
+      << "private TLS copies left behind";
+  EXPECT_THAT(Log(), Not(HasSubstr("Reading file")));
+}
+
+// Issue 7: without a signal, a change of the files' bytes is picked up by
+// the periodic check (--tls-check-interval; one minute by default), as a
+// Kubernetes secret update needs.
+TEST_F(ReloadProcessTest, PeriodicCheckReloadsChangedFiles) {
+  Start({"--tls-check-interval=1s"});
+  ASSERT_TRUE(WaitForCn("mxpolicyd server 1", absl::Seconds(20))) << Log();
+  CopyFile(server2_.cert, cert_);
+  CopyFile(server2_.key, key_);
+  EXPECT_TRUE(WaitForCn("mxpolicyd server 2", absl::Seconds(6))) << Log();
+  EXPECT_THAT(Log(), HasSubstr("TLS files changed: reloaded"));
+}
+
+// Issue 7: bad files at start-up stop mxpolicyd with a message naming the
+// file and a non-zero exit.
+TEST_F(ReloadProcessTest, BadFilesAtStartupExitNonZero) {
+  CopyFile(Pki().node1.key, key_);
+  Start({});
+  EXPECT_EQ(testing::Reap(pid_), 1) << Log();
+  pid_ = -1;
+  EXPECT_THAT(Log(), HasSubstr(key_));
+  EXPECT_THAT(Log(), HasSubstr("does not match"));
+}
+
+}  // namespace
+}  // namespace mxpolicy
