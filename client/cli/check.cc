@@ -82,8 +82,9 @@ std::string InvalidateNote(const v1::ResolveResponse& r,
                            const std::string& server) {
   return absl::StrCat(
       "to see a change before the TTL runs out, an operator can drop the "
-      "cached answer with the Invalidate RPC (loopback only, so on the "
-      "mxpolicyd host): grpcurl -plaintext -d '{\"domain\":\"",
+      "cached answer with the Invalidate RPC (from the mxpolicyd host, or "
+      "with an --admin-identity client certificate when it runs mTLS): "
+      "grpcurl -plaintext -d '{\"domain\":\"",
       Printable(r.domain()), "\"}' ", server,
       " mxpolicy.v1.PolicyResolver/Invalidate — DNS records can still sit in "
       "its resolver's cache up to their own TTL");
