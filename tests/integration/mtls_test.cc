@@ -34,6 +34,7 @@
 #include "mxpolicy/client.h"
 #include "mxpolicy/v1/mxpolicy.grpc.pb.h"
 #include "server/src/app/daemon.h"
+#include "server/src/rpc/probe_health.h"
 #include "server/src/rpc/server_tls.h"
 #include "tests/support/process.h"
 #include "tests/support/test_pki.h"
@@ -425,6 +426,55 @@ TEST_F(TlsDaemonTest, PostfixAdapterTlsFlags) {
                  "--key-file=" + Pki().node1.key}),
             "12:OK dane-only,");
   EXPECT_THAT(run({"--ca-file=" + Pki().ca_a.cert}), HasSubstr(":TEMP"));
+}
+
+// Issue 7: the probe listener's health service follows SetServing (the
+// Daemon sets NOT_SERVING at the start of Shutdown, before the drain), knows
+// only "" and mxpolicy.v1.PolicyResolver, and Watch sends the status.
+TEST(ProbeHealthTest, MirrorsServingStatus) {
+  ProbeHealthService service;
+  grpc::ServerBuilder b;
+  int port = 0;
+  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  b.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = b.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  auto stub = health::Health::NewStub(
+      Channel(absl::StrCat("127.0.0.1:", port),
+              grpc::InsecureChannelCredentials()));
+  auto check = [&](const std::string& name,
+                   health::HealthCheckResponse::ServingStatus* status) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    health::HealthCheckRequest req;
+    req.set_service(name);
+    health::HealthCheckResponse resp;
+    grpc::Status s = stub->Check(&ctx, req, &resp);
+    *status = resp.status();
+    return s.error_code();
+  };
+  health::HealthCheckResponse::ServingStatus st;
+  EXPECT_EQ(check("", &st), grpc::StatusCode::OK);
+  EXPECT_EQ(st, health::HealthCheckResponse::NOT_SERVING);
+  service.SetServing(true);
+  EXPECT_EQ(check("", &st), grpc::StatusCode::OK);
+  EXPECT_EQ(st, health::HealthCheckResponse::SERVING);
+  EXPECT_EQ(check("mxpolicy.v1.PolicyResolver", &st), grpc::StatusCode::OK);
+  EXPECT_EQ(st, health::HealthCheckResponse::SERVING);
+  EXPECT_EQ(check("other.Service", &st), grpc::StatusCode::NOT_FOUND);
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    auto reader = stub->Watch(&ctx, health::HealthCheckRequest());
+    health::HealthCheckResponse first;
+    ASSERT_TRUE(reader->Read(&first));
+    EXPECT_EQ(first.status(), health::HealthCheckResponse::SERVING);
+    ctx.TryCancel();
+  }
+  service.SetServing(false);
+  EXPECT_EQ(check("", &st), grpc::StatusCode::OK);
+  EXPECT_EQ(st, health::HealthCheckResponse::NOT_SERVING);
+  server->Shutdown(absl::ToChronoTime(absl::Now()));
 }
 
 // ---- ServerTls: validation and the private copies ---------------------------
