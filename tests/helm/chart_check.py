@@ -45,6 +45,7 @@ METRICS = {
     "mxpolicy_l2_requests_total",
     "mxpolicy_tls_reloads_total",
     "mxpolicy_build_info",
+    "mxpolicy_l2_reconnects_total",  # exported by the Redis tier too
 }
 HISTOGRAMS = {
     "mxpolicy_request_duration_seconds",
@@ -62,6 +63,16 @@ def check(ok, what):
     if not ok:
         failures.append(what)
     return ok
+
+
+def exported_metrics():
+    """Metric names that appear as string literals in server/src."""
+    names = set()
+    for d, _, files in os.walk(os.path.join(ROOT, "server/src")):
+        for f in files:
+            if f.endswith((".cc", ".h")):
+                names |= set(re.findall(r'"(mxpolicy_[a-z0-9_]+)"', open(os.path.join(d, f)).read()))
+    return names
 
 
 def server_flags():
@@ -490,6 +501,9 @@ if dash is not None:
                       f"dashboard panel {p.get('title')!r}: histogram_quantile needs buckets summed by le")
     check(len(ids) == len(set(ids)), "dashboard: duplicate panel ids")
     check(used == METRICS, f"dashboard: metrics without a panel: {sorted(METRICS - used)}")
+    # And mxpolicyd really exports them (names as literals in its source).
+    exported = exported_metrics()
+    check(not (used - exported), f"dashboard: metrics mxpolicyd does not export: {sorted(used - exported)}")
     titles = " ".join(p.get("title", "") for p in panels(dash["panels"])).lower()
     for word in ("decision", "source", "code", "p99", "hit ratio", "evict", "single-flight",
                  "refresh", "dnssec", "upstream", "l2", "tls"):
