@@ -15,12 +15,11 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/prometheus_text.h"
 #include "tests/support/world_daemon.h"
 #include "tests/support/world_env.h"
 
@@ -51,33 +50,18 @@ std::string HttpGet(int port, const std::string& request_line) {
   return out;
 }
 
-// A scrape: series text ("name{labels}") → value.
-class Scrape {
+// A scrape over HTTP: the response's status and type, and its values.
+class Scrape : public testing::MetricValues {
  public:
-  explicit Scrape(int port) {
-    const std::string response = HttpGet(port, "GET /metrics HTTP/1.1");
-    ok_ = absl::StartsWith(response, "HTTP/1.1 200") &&
-          absl::StrContains(response, "text/plain; version=0.0.4");
-    for (absl::string_view line : absl::StrSplit(response, '\n')) {
-      if (line.empty() || line[0] == '#') continue;
-      const size_t sp = line.rfind(' ');
-      if (sp == absl::string_view::npos) continue;
-      double v = 0;
-      if (absl::SimpleAtod(line.substr(sp + 1), &v)) {
-        values_[std::string(line.substr(0, sp))] = v;
-      }
-    }
-  }
+  explicit Scrape(int port) : Scrape(HttpGet(port, "GET /metrics HTTP/1.1")) {}
   bool ok() const { return ok_; }
-  // -1 when the series is absent (so a missing family fails comparisons).
-  double operator[](const std::string& series) const {
-    auto it = values_.find(series);
-    return it == values_.end() ? -1 : it->second;
-  }
 
  private:
-  bool ok_ = false;
-  std::map<std::string, double> values_;
+  explicit Scrape(const std::string& response)
+      : MetricValues(response),
+        ok_(absl::StartsWith(response, "HTTP/1.1 200") &&
+            absl::StrContains(response, "text/plain; version=0.0.4")) {}
+  bool ok_;
 };
 
 class MetricsWorldTest : public ::testing::Test {

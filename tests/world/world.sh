@@ -900,7 +900,7 @@ readonly STS_CASES=(
     crlf lf bom blank dup maxage0 maxagemax maxageover maxage11 ext none
     enforce-nomx big exact64k r301 r302 r307 r308 s404 s500 html notype stall
     nomatch wildcard implicit twotxt dane wrongname expired selfsigned
-    insecurezone changing inj-space inj-brace inj-colon inj-comma inj-eq
+    insecurezone changing l2 inj-space inj-brace inj-colon inj-comma inj-eq
 )
 # where the r30x redirects point to (a vhost serving a valid policy)
 readonly STS_REDIRECT_TARGET=mta-sts.sts-crlf.test
@@ -994,6 +994,8 @@ sts_zone() {
         insecurezone) mode=insecure ;;
         # TTL 1: a changed id (world.sh set-txt) is seen at once by resolvers
         changing)     txt="_mta-sts 1 TXT \"v=STSv1; id=v1;\"$nl" ;;
+        # TTL 1: the L2 test removes its TXT record and puts it back
+        l2)           txt="_mta-sts 1 TXT \"v=STSv1; id=l21;\"$nl" ;;
     esac
     REPLY="$mode $mx$txt$host"
 }

@@ -12,6 +12,7 @@
 #include "server/src/common/clock.h"
 #include "server/src/dns/unbound_dns_client.h"
 #include "server/src/https/curl_https_fetcher.h"
+#include "server/src/l2/redis_tier.h"
 #include "server/src/log/log.h"
 #include "server/src/metrics/metrics.h"
 #include "server/src/metrics/metrics_http.h"
@@ -72,6 +73,15 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
   d->https_ = *std::move(fetcher);
 
   d->clock_ = std::make_unique<RealClock>();
+  if (!config.redis_url.empty()) {
+    absl::StatusOr<std::unique_ptr<RedisTier>> tier = RedisTier::Create(
+        {.url = config.redis_url,
+         .timeout = config.redis_timeout,
+         .clock = d->clock_.get()});
+    if (!tier.ok()) return tier.status();
+    d->tier_ = *std::move(tier);
+    RegisterTierMetrics(*d->metrics_, *d->tier_);
+  }
   d->store_ = std::make_unique<sts::PolicyStore>(
       *d->clock_,
       sts::PolicyStore::Options{.max_entries = config.policy_entries});
@@ -84,7 +94,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
   d->https_instrumented_ =
       std::make_unique<InstrumentedHttpsFetcher>(*d->https_, *d->metrics_);
   d->resolver_ = std::make_unique<PolicyResolver>(
-      *d->dns_instrumented_, *d->https_instrumented_, *d->store_, resolver);
+      *d->dns_instrumented_, *d->https_instrumented_, *d->store_, resolver,
+      d->tier_.get());
   d->cache_ = std::make_unique<DecisionCache>(
       *d->clock_, DecisionCache::Options{.shards = config.cache_shards,
                                          .max_entries = config.cache_entries});
@@ -92,8 +103,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
   caching.max_ttl = config.max_ttl;
   caching.tempfail_ttl = config.tempfail_ttl;
   caching.max_cold_resolutions = config.max_cold_resolutions;
-  d->caching_ = std::make_unique<CachingResolver>(*d->resolver_, *d->cache_,
-                                                  *d->store_, caching);
+  d->caching_ = std::make_unique<CachingResolver>(
+      *d->resolver_, *d->cache_, *d->store_, caching, d->tier_.get());
   RegisterComponentMetrics(*d->metrics_, *d->cache_, *d->store_, *d->caching_,
                            d->resolver_->fetcher());
   d->request_metrics_ = std::make_unique<RequestMetrics>(*d->metrics_);
@@ -109,6 +120,15 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
       ServerTls::Create(tls_options);
   if (!tls.ok()) return tls.status();
   d->tls_ = *std::move(tls);
+  d->metrics_->AddCallback(
+      "mxpolicy_tls_reloads_total",
+      "Reloads of the gRPC listener's TLS files (SIGHUP or a change seen), "
+      "by result; a refused reload keeps the previous credentials.",
+      metrics::Type::kCounter, [t = d->tls_.get()] {
+        return std::vector<metrics::Sample>{
+            {{{"result", "ok"}}, static_cast<double>(t->reloads_ok())},
+            {{{"result", "error"}}, static_cast<double>(t->reloads_failed())}};
+      });
   d->service_->SetAdminPolicy({.mtls = d->tls_->mtls(),
                                .identities = config.admin_identities});
 
@@ -130,6 +150,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
     while (!daemon->stop_maintenance_.WaitForNotificationWithTimeout(
         absl::Minutes(1))) {
       daemon->resolver_->RefreshDuePolicies(/*limit=*/200);
+      daemon->LogTierFailures();
     }
   });
   if (!config.health_listen.empty()) {
@@ -163,6 +184,18 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
   d->server_->GetHealthCheckService()->SetServingStatus(true);
   if (d->probe_health_ != nullptr) d->probe_health_->SetServing(true);
   return d;
+}
+
+void Daemon::LogTierFailures() {
+  if (tier_ == nullptr) return;
+  const uint64_t failures = TierFailures(tier_->stats());
+  if (failures == tier_failures_logged_) return;
+  // At most one line a minute, however many operations failed.
+  LogLine(LogLevel::kWarning, "redis_unavailable")
+      .Add("failed_operations", failures - tier_failures_logged_)
+      .Add("last_error", tier_->last_error())
+      .Add("note", "answering from L1, DNS and HTTPS; reconnecting by itself");
+  tier_failures_logged_ = failures;
 }
 
 int Daemon::metrics_port() const {
@@ -209,6 +242,9 @@ Daemon::~Daemon() {
   // After the server that used them: removes the private TLS copies.
   tls_.reset();
   service_.reset();
+  // The tier completes its queued lookups as misses, which go on into the
+  // resolver and the adapters: before them.
+  tier_.reset();
   dns_.reset();
   https_.reset();
   dns_instrumented_.reset();

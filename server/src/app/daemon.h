@@ -33,6 +33,7 @@ class ProbeHealthService;
 class RequestMetrics;
 class InstrumentedDnsClient;
 class InstrumentedHttpsFetcher;
+class RedisTier;
 namespace sts {
 class PolicyStore;
 }  // namespace sts
@@ -80,6 +81,8 @@ class Daemon {
 
  private:
   Daemon() = default;
+  // A warning line when L2 operations failed since the last call.
+  void LogTierFailures();
 
   // Destroyed explicitly in ~Daemon, in the order that lets the adapters'
   // pending callbacks complete into live objects. The registry owns every
@@ -93,6 +96,9 @@ class Daemon {
   std::unique_ptr<CurlHttpsFetcher> https_;
   std::unique_ptr<InstrumentedDnsClient> dns_instrumented_;
   std::unique_ptr<InstrumentedHttpsFetcher> https_instrumented_;
+  // The shared L2 tier (--redis); null without it.
+  std::unique_ptr<RedisTier> tier_;
+  uint64_t tier_failures_logged_ = 0;  // maintenance thread only
   std::unique_ptr<PolicyResolver> resolver_;
   std::unique_ptr<DecisionCache> cache_;
   std::unique_ptr<CachingResolver> caching_;

@@ -183,4 +183,43 @@ void RegisterComponentMetrics(metrics::Registry& registry,
                        });
 }
 
+uint64_t TierFailures(const SharedTier::Stats& stats) {
+  return stats.errors + stats.timeouts + stats.dropped + stats.unavailable;
+}
+
+void RegisterTierMetrics(metrics::Registry& registry, const SharedTier& tier) {
+  using metrics::Type;
+  using Samples = std::vector<metrics::Sample>;
+  const SharedTier* t = &tier;
+  registry.AddCallback(
+      "mxpolicy_l2_requests_total",
+      "Lookups in the shared L2 tier (Redis) by kind and result; error "
+      "counts every failed operation (puts included): error replies, bad "
+      "stored values, timeouts, drops, Redis unreachable.",
+      Type::kCounter, [t] {
+        const SharedTier::Stats s = t->stats();
+        auto v = [](uint64_t n, const char* kind, const char* result) {
+          return Value(static_cast<double>(n),
+                       {{"kind", kind}, {"result", result}});
+        };
+        return Samples{v(s.decision_hits, "decision", "hit"),
+                       v(s.decision_misses, "decision", "miss"),
+                       v(s.policy_hits, "policy", "hit"),
+                       v(s.policy_misses, "policy", "miss"),
+                       v(TierFailures(s), "any", "error")};
+      });
+  registry.AddCallback(
+      "mxpolicy_l2_reconnects_total",
+      "Connections to Redis established again after a failure.",
+      Type::kCounter, [t] {
+        return Samples{Value(static_cast<double>(t->stats().reconnects))};
+      });
+  registry.AddCallback(kUpstreamErrors, kUpstreamErrorsHelp, Type::kCounter,
+                       [t] {
+                         return Samples{
+                             Value(static_cast<double>(TierFailures(t->stats())),
+                                   {{"kind", "redis"}})};
+                       });
+}
+
 }  // namespace mxpolicy

@@ -11,6 +11,7 @@
 
 #include "server/src/dns/dns_client.h"
 #include "server/src/https/https_fetcher.h"
+#include "server/src/l2/shared_tier.h"
 #include "server/src/metrics/metrics.h"
 
 namespace mxpolicy {
@@ -64,6 +65,16 @@ void RegisterComponentMetrics(metrics::Registry& registry,
                               const sts::PolicyStore& store,
                               const CachingResolver& caching,
                               const PolicyFetcher& fetcher);
+
+// Registers the L2 tier's families: mxpolicy_l2_requests_total{kind,
+// result} (hit, miss, or error for every failed operation: error reply, bad
+// value, timeout, dropped, unavailable), mxpolicy_l2_reconnects_total, and
+// its failures as mxpolicy_upstream_errors_total{kind="redis"}. The tier
+// must outlive the registry's last Render().
+void RegisterTierMetrics(metrics::Registry& registry, const SharedTier& tier);
+
+// Every failed L2 operation so far.
+uint64_t TierFailures(const SharedTier::Stats& stats);
 
 // The name of the family that counts failures of the service's upstreams
 // (DNS, HTTPS, Redis) by `kind`.

@@ -25,8 +25,12 @@ std::string CacheSuffix(absl::Duration remaining) {
 
 CachingResolver::CachingResolver(PolicyResolver& resolver,
                                  DecisionCache& cache, sts::PolicyStore& store,
-                                 Options options)
-    : resolver_(resolver), cache_(cache), store_(store), options_(options) {}
+                                 Options options, SharedTier* tier)
+    : resolver_(resolver),
+      cache_(cache),
+      store_(store),
+      options_(options),
+      tier_(tier) {}
 
 absl::Duration CachingResolver::CacheTtl(
     const v1::ResolveResponse& response) const {
@@ -106,10 +110,46 @@ bool CachingResolver::StartOrJoin(const std::string& domain, Callback done,
         "); retry shortly")));
     return false;
   }
+  // A refresh wants new data: it never takes the tier's copy.
+  Launch(domain, /*ask_tier=*/!refresh);
+  return true;
+}
+
+void CachingResolver::Launch(const std::string& domain, bool ask_tier) {
+  if (tier_ != nullptr && ask_tier) {
+    tier_->GetDecision(domain, [this, domain](
+                                   std::optional<StoredDecision> stored) {
+      if (stored.has_value() && CompleteFromTier(domain, *stored)) return;
+      Launch(domain, /*ask_tier=*/false);
+    });
+    return;
+  }
   resolver_.Resolve(domain,
                     [this, domain](absl::StatusOr<v1::ResolveResponse> r) {
                       Complete(domain, std::move(r));
                     });
+}
+
+bool CachingResolver::CompleteFromTier(const std::string& domain,
+                                       const StoredDecision& stored) {
+  // Another replica's answer, read back from Redis: untrusted until it
+  // parses as an answer for this very domain with a real decision.
+  const absl::Duration remaining = std::min(
+      stored.expires_at - store_.clock().Now(), options_.max_ttl);
+  v1::ResolveResponse response;
+  if (remaining <= absl::ZeroDuration() ||
+      !response.ParseFromString(stored.response) ||
+      response.domain() != domain ||
+      response.decision() == v1::DECISION_UNSPECIFIED ||
+      response.decision() == v1::DECISION_TEMPFAIL) {
+    return false;
+  }
+  response.mutable_ttl()->set_seconds(absl::ToInt64Seconds(remaining));
+  response.set_source(v1::SOURCE_FRESH);  // as stored in L1; hits say CACHE
+  std::string wire = response.SerializeAsString();
+  cache_.Insert(domain, wire, remaining);
+  wire += CacheSuffix(remaining);
+  Finish(domain, wire, /*failed=*/false);
   return true;
 }
 
@@ -123,9 +163,20 @@ void CachingResolver::Complete(const std::string& domain,
     result->mutable_ttl()->set_seconds(absl::ToInt64Seconds(ttl));
     wire = result->SerializeAsString();
     cache_.Insert(domain, *wire, ttl);
+    if (tier_ != nullptr && !failed) {
+      tier_->PutDecision(domain,
+                         StoredDecision{.response = *wire,
+                                        .expires_at = store_.clock().Now() + ttl});
+    }
   } else {
     wire = result.status();
   }
+  Finish(domain, wire, failed);
+}
+
+void CachingResolver::Finish(const std::string& domain,
+                             const absl::StatusOr<std::string>& wire,
+                             bool failed) {
   std::vector<Callback> waiters;
   {
     absl::MutexLock lock(&mu_);
@@ -151,6 +202,7 @@ absl::StatusOr<CachingResolver::Invalidated> CachingResolver::Invalidate(
   out.decision = cache_.Erase(*key);
   out.policy = store_.Get(*key).has_value();
   store_.Forget(*key);
+  if (tier_ != nullptr) tier_->Forget(*key);
   return out;
 }
 

@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/src/cache/decision_cache.h"
+#include "server/src/l2/shared_tier.h"
 #include "server/src/resolver/policy_resolver.h"
 
 namespace mxpolicy {
@@ -51,8 +52,13 @@ class CachingResolver {
     uint64_t refresh_failures = 0;
   };
 
+  // `tier` (may be null): the shared L2 tier. A miss asks it before
+  // resolving (an answer found there is served as CACHE and kept in L1 for
+  // its remaining time); fresh decisions other than TEMPFAIL are shared
+  // there until their TTL ends; Invalidate drops the domain there too.
   CachingResolver(PolicyResolver& resolver, DecisionCache& cache,
-                  sts::PolicyStore& store, Options options);
+                  sts::PolicyStore& store, Options options,
+                  SharedTier* tier = nullptr);
 
   // The serialized ResolveResponse for `domain`: from the cache (source
   // CACHE, ttl = time left) or freshly resolved (source FRESH).
@@ -81,14 +87,24 @@ class CachingResolver {
   // Starts (or joins) the resolution of `domain`; `done` may be empty for
   // a background refresh. Returns false when admission control refused.
   bool StartOrJoin(const std::string& domain, Callback done, bool refresh);
+  // Resolves `domain` for a started flight, first asking the L2 tier when
+  // `ask_tier`.
+  void Launch(const std::string& domain, bool ask_tier);
+  // An answer from the L2 tier, if it is valid and current: serves the
+  // flight and returns true.
+  bool CompleteFromTier(const std::string& domain, const StoredDecision& stored);
   void Complete(const std::string& domain,
                 absl::StatusOr<v1::ResolveResponse> result);
+  // Hands `wire` to the flight's waiters and ends the flight.
+  void Finish(const std::string& domain, const absl::StatusOr<std::string>& wire,
+              bool failed);
   absl::Duration CacheTtl(const v1::ResolveResponse& response) const;
 
   PolicyResolver& resolver_;
   DecisionCache& cache_;
   sts::PolicyStore& store_;
   const Options options_;
+  SharedTier* const tier_;
 
   mutable absl::Mutex mu_;
   struct Flight {

@@ -158,9 +158,16 @@ void PolicyFetcher::Start(std::string domain, std::string id) {
                    {false, std::nullopt, std::string(policy.status().message())});
           return;
         }
-        Complete(domain, id,
-                 {true, store_.FetchSucceeded(domain, id, *std::move(policy)),
-                  ""});
+        sts::CachedPolicy cached =
+            store_.FetchSucceeded(domain, id, *std::move(policy));
+        if (tier_ != nullptr) {
+          // The raw body: whoever reads it back parses it again.
+          tier_->PutPolicy(domain, StoredPolicy{.id = id,
+                                                .body = std::move(r.body),
+                                                .fetched_at = cached.fetched_at,
+                                                .expires_at = cached.expires_at});
+        }
+        Complete(domain, id, {true, std::move(cached), ""});
       });
     });
   }

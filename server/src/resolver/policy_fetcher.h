@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/src/dns/dns_client.h"
 #include "server/src/https/https_fetcher.h"
+#include "server/src/l2/shared_tier.h"
 #include "server/src/sts/policy_store.h"
 
 namespace mxpolicy {
@@ -43,9 +44,14 @@ class PolicyFetcher {
  public:
   using Callback = absl::AnyInvocable<void(PolicyFetchOutcome) &&>;
 
+  // `tier` (may be null): every fetched policy is also shared there.
   PolicyFetcher(DnsClient& dns, HttpsFetcher& https, sts::PolicyStore& store,
-                uint16_t https_port)
-      : dns_(dns), https_(https), store_(store), https_port_(https_port) {}
+                uint16_t https_port, SharedTier* tier = nullptr)
+      : dns_(dns),
+        https_(https),
+        store_(store),
+        https_port_(https_port),
+        tier_(tier) {}
 
   void Fetch(absl::string_view domain, absl::string_view id, Callback done);
 
@@ -68,6 +74,7 @@ class PolicyFetcher {
   HttpsFetcher& https_;
   sts::PolicyStore& store_;
   const uint16_t https_port_;
+  SharedTier* const tier_;
 
   mutable absl::Mutex mu_;
   // (domain + '\n' + id) → callers waiting for that fetch.

@@ -16,6 +16,7 @@
 #include "server/src/dane/decision.h"
 #include "server/src/dane/host.h"
 #include "server/src/dane/mx.h"
+#include "server/src/log/log.h"
 #include "server/src/sts/policy.h"
 #include "server/src/sts/txt_record.h"
 
@@ -153,11 +154,12 @@ struct HostState {
 class Resolution : public std::enable_shared_from_this<Resolution> {
  public:
   Resolution(DnsClient& dns, sts::PolicyStore& store, PolicyFetcher& fetcher,
-             const PolicyResolver::Options& options, std::string domain,
-             PolicyResolver::Callback done)
+             SharedTier* tier, const PolicyResolver::Options& options,
+             std::string domain, PolicyResolver::Callback done)
       : dns_(dns),
         store_(store),
         fetcher_(fetcher),
+        tier_(tier),
         options_(options),
         domain_(std::move(domain)),
         done_(std::move(done)) {}
@@ -166,8 +168,21 @@ class Resolution : public std::enable_shared_from_this<Resolution> {
     auto self = shared_from_this();
     dns_.Lookup(domain_, RrType::kMx,
                 [self](DnsResult mx) { self->OnMx(std::move(mx)); });
+    // Without a policy here, the fleet's L2 tier may have one: asked
+    // alongside the TXT lookup, restored into the store before the plan.
+    const bool ask_tier = tier_ != nullptr && !store_.Get(domain_).has_value();
+    {
+      absl::MutexLock lock(&mu_);
+      sts_inputs_left_ = ask_tier ? 2 : 1;
+    }
+    if (ask_tier) {
+      tier_->GetPolicy(domain_, [self](std::optional<StoredPolicy> stored) {
+        if (stored.has_value()) self->RestoreFromTier(*std::move(stored));
+        self->StsInputReady(std::nullopt);
+      });
+    }
     dns_.Lookup(absl::StrCat("_mta-sts.", domain_), RrType::kTxt,
-                [self](DnsResult txt) { self->OnStsTxt(std::move(txt)); });
+                [self](DnsResult txt) { self->StsInputReady(std::move(txt)); });
     dns_.Lookup(absl::StrCat("_smtp._tls.", domain_), RrType::kTxt,
                 [self](DnsResult txt) { self->OnTlsRpt(std::move(txt)); });
   }
@@ -181,6 +196,12 @@ class Resolution : public std::enable_shared_from_this<Resolution> {
   // true when that completed the DANE branch. Requires mu_.
   bool Advance(size_t index, Batch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Issue(const Batch& batch);
+  // The TXT answer (or nullopt: the L2 tier's answer) arrived; the last of
+  // the two goes on with OnStsTxt.
+  void StsInputReady(std::optional<DnsResult> txt);
+  // Parses and checks a policy from the L2 tier (untrusted) and keeps it in
+  // the store when it is valid and current.
+  void RestoreFromTier(StoredPolicy stored);
   void OnStsTxt(DnsResult txt);
   void OnTlsRpt(DnsResult txt);
   // Marks one branch done; the last one combines and answers.
@@ -190,6 +211,7 @@ class Resolution : public std::enable_shared_from_this<Resolution> {
   DnsClient& dns_;
   sts::PolicyStore& store_;
   PolicyFetcher& fetcher_;
+  SharedTier* const tier_;
   const PolicyResolver::Options& options_;
   const std::string domain_;
   PolicyResolver::Callback done_;
@@ -201,6 +223,8 @@ class Resolution : public std::enable_shared_from_this<Resolution> {
   std::vector<HostState> hosts_ ABSL_GUARDED_BY(mu_);
   size_t hosts_left_ ABSL_GUARDED_BY(mu_) = 0;
   // MTA-STS branch.
+  int sts_inputs_left_ ABSL_GUARDED_BY(mu_) = 1;
+  std::optional<DnsResult> sts_txt_ ABSL_GUARDED_BY(mu_);
   std::optional<sts::CachedPolicy> policy_ ABSL_GUARDED_BY(mu_);
   bool txt_failed_ ABSL_GUARDED_BY(mu_) = false;
   absl::Duration txt_ttl_ ABSL_GUARDED_BY(mu_) = absl::InfiniteDuration();
@@ -268,6 +292,38 @@ void Resolution::Issue(const Batch& batch) {
                   self->OnLookup(index, std::move(query), std::move(answer));
                 });
   }
+}
+
+void Resolution::StsInputReady(std::optional<DnsResult> txt) {
+  std::optional<DnsResult> ready;
+  {
+    absl::MutexLock lock(&mu_);
+    if (txt.has_value()) sts_txt_ = std::move(txt);
+    if (--sts_inputs_left_ > 0) return;
+    ready = std::move(sts_txt_);
+  }
+  OnStsTxt(*std::move(ready));
+}
+
+void Resolution::RestoreFromTier(StoredPolicy stored) {
+  // Whatever Redis holds is re-checked as if it came from HTTPS and DNS:
+  // the policy grammar (SPEC C), the id grammar (A), a sane lifetime.
+  absl::StatusOr<sts::Policy> policy = sts::ParsePolicy(stored.body);
+  absl::StatusOr<std::string> id =
+      sts::ParseStsTxt(absl::StrCat("v=STSv1; id=", stored.id, ";"));
+  if (!policy.ok() || !id.ok() || *id != stored.id ||
+      stored.expires_at > stored.fetched_at + policy->max_age ||
+      stored.fetched_at > store_.clock().Now() + absl::Minutes(5)) {
+    LogLine(LogLevel::kWarning, "l2_policy_rejected")
+        .Add("domain", domain_)
+        .Add("error", !policy.ok() ? std::string(policy.status().message())
+                                   : "bad id or lifetime");
+    return;
+  }
+  store_.Restore(domain_, sts::CachedPolicy{.id = stored.id,
+                                            .policy = *std::move(policy),
+                                            .fetched_at = stored.fetched_at,
+                                            .expires_at = stored.expires_at});
 }
 
 void Resolution::OnStsTxt(DnsResult txt) {
@@ -423,11 +479,13 @@ void Resolution::Finish() {
 }  // namespace
 
 PolicyResolver::PolicyResolver(DnsClient& dns, HttpsFetcher& https,
-                               sts::PolicyStore& store, Options options)
+                               sts::PolicyStore& store, Options options,
+                               SharedTier* tier)
     : dns_(dns),
       store_(store),
       options_(options),
-      fetcher_(dns, https, store, options.sts_https_port) {}
+      tier_(tier),
+      fetcher_(dns, https, store, options.sts_https_port, tier) {}
 
 size_t PolicyResolver::RefreshDuePolicies(size_t limit) {
   const std::vector<std::string> due = store_.DueForRefresh(limit);
@@ -443,7 +501,7 @@ void PolicyResolver::Resolve(absl::string_view domain, Callback done) {
     std::move(done)(normalized.status());
     return;
   }
-  std::make_shared<Resolution>(dns_, store_, fetcher_, options_,
+  std::make_shared<Resolution>(dns_, store_, fetcher_, tier_, options_,
                                *std::move(normalized), std::move(done))
       ->Start();
 }

@@ -38,8 +38,12 @@ class PolicyResolver {
     bool sts_discovery_failure_tempfail = false;
   };
 
+  // `tier` (may be null): the shared L2 tier. A domain without a policy in
+  // `store` is also looked up there (alongside its TXT lookup), and fetched
+  // policies are shared there, so a restarted or new replica still knows
+  // every policy the fleet has seen (RFC 8461 §10.2).
   PolicyResolver(DnsClient& dns, HttpsFetcher& https, sts::PolicyStore& store,
-                 Options options);
+                 Options options, SharedTier* tier = nullptr);
 
   // DANE and MTA-STS run in parallel: the MX lookup, the `_mta-sts` TXT
   // lookup (then, when needed, the policy fetch) and the `_smtp._tls` TXT
@@ -58,6 +62,7 @@ class PolicyResolver {
   DnsClient& dns_;
   sts::PolicyStore& store_;
   const Options options_;
+  SharedTier* const tier_;
   PolicyFetcher fetcher_;
 };
 

@@ -129,6 +129,26 @@ CachedPolicy PolicyStore::FetchSucceeded(absl::string_view domain,
   return cached;
 }
 
+bool PolicyStore::Restore(absl::string_view domain, CachedPolicy policy) {
+  const absl::Time now = clock_.Now();
+  if (policy.expires_at <= now) return false;
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(domain);
+  if (it != entries_.end()) {
+    Expire(it->second, now);
+    if (it->second.policy && it->second.policy->fetched_at >= policy.fetched_at) {
+      return false;
+    }
+  } else {
+    MakeRoom(now);
+  }
+  Entry& entry = entries_[domain];
+  entry.refresh_at = policy.fetched_at +
+                     RefreshDelay(domain, policy.fetched_at, policy.policy.max_age);
+  entry.policy = std::move(policy);
+  return true;
+}
+
 bool PolicyStore::FetchFailed(absl::string_view domain, absl::string_view id) {
   const absl::Time now = clock_.Now();
   absl::MutexLock lock(&mu_);

@@ -83,6 +83,12 @@ class PolicyStore {
   CachedPolicy FetchSucceeded(absl::string_view domain, absl::string_view id,
                               Policy policy);
 
+  // A policy another replica fetched (the shared L2 tier), already parsed
+  // and checked by the caller: kept as if fetched at `fetched_at` — unless
+  // it has expired or the store already holds a policy for the domain
+  // fetched no earlier (then nothing changes). True when it was kept.
+  bool Restore(absl::string_view domain, CachedPolicy policy);
+
   // A fetch of `id` failed or its body did not parse (D4): the entry is
   // kept until it expires; no new fetch for this id for the back-off time.
   // Returns true when this was a failed refresh of a cached non-`none`

@@ -1,0 +1,238 @@
+// The shared L2 tier end to end: mxpolicyd replicas on the world with a real
+// redis-server (issue 7 "Shared tier"; DESIGN.md "Caching" L2).
+// - two replicas share decisions and MTA-STS policies: the second answers
+//   without an HTTPS fetch (counted by its fetch histogram);
+// - a restarted replica still enforces a policy whose TXT record was
+//   removed meanwhile (RFC 8461 §10.2; SPEC D3);
+// - Redis killed or hung mid-run: no RPC fails, errors are counted, and the
+//   tier reconnects by itself.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/support/process.h"
+#include "tests/support/prometheus_text.h"
+#include "tests/support/redis_server.h"
+#include "tests/support/world_daemon.h"
+#include "tests/support/world_env.h"
+
+namespace mxpolicy {
+namespace {
+
+using ::testing::HasSubstr;
+
+// One inline command to Redis (RESP inline syntax); the first reply line.
+std::string RedisCommand(int port, const std::string& command) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string reply;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    const std::string line = command + "\r\n";
+    if (write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size())) {
+      char c;
+      while (read(fd, &c, 1) == 1 && c != '\n') reply.push_back(c);
+    }
+  }
+  close(fd);
+  return reply;
+}
+
+std::string DecisionKey(const std::string& d) {
+  return "mxpolicy:v1:decision:" + d;
+}
+std::string PolicyKey(const std::string& d) { return "mxpolicy:v1:policy:" + d; }
+
+class RedisL2Test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<testing::WorldEnv> env = testing::LoadWorldEnv();
+    ASSERT_TRUE(env.ok()) << env.status();
+    env_ = *env;
+    ASSERT_TRUE(redis_.Start());
+  }
+
+  std::unique_ptr<testing::WorldDaemon> Replica(bool with_redis = true) {
+    ServerConfig config = testing::WorldServerConfig(env_);
+    config.fetch_timeout = absl::Seconds(3);
+    if (with_redis) config.redis_url = redis_.url();
+    absl::StatusOr<std::unique_ptr<testing::WorldDaemon>> world =
+        testing::WorldDaemon::Start(config);
+    EXPECT_TRUE(world.ok()) << world.status();
+    return world.ok() ? *std::move(world) : nullptr;
+  }
+
+  // Puts are fire and forget: wait until Redis has the key.
+  bool WaitForKey(const std::string& key) {
+    const absl::Time give_up = absl::Now() + absl::Seconds(5);
+    while (absl::Now() < give_up) {
+      if (RedisCommand(redis_.port(), "EXISTS " + key) == ":1\r") return true;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return false;
+  }
+
+  static double Fetches(testing::WorldDaemon& w) {
+    return testing::MetricValues(w.daemon().RenderMetrics())
+        ["mxpolicy_sts_fetch_duration_seconds_count"];
+  }
+
+  bool WorldSh(const std::vector<std::string>& args) {
+    int code = -1;
+    std::vector<std::string> all = {WORLD_SH_PATH};
+    all.insert(all.end(), args.begin(), args.end());
+    testing::RunBinary("bash", all, &code);
+    return code == 0;
+  }
+
+  testing::WorldEnv env_;
+  testing::RedisServer redis_;
+};
+
+TEST_F(RedisL2Test, TwoReplicasShareDecisionsAndPolicies) {
+  std::unique_ptr<testing::WorldDaemon> a = Replica(), b = Replica();
+  ASSERT_TRUE(a && b);
+  v1::ResolveResponse r;
+  // A decision resolved by A is B's answer: no DNS, no fetch at B.
+  ASSERT_TRUE(a->Resolve("insecure.test", &r).ok());
+  ASSERT_EQ(r.decision(), v1::DECISION_STS_ENFORCE) << r.reason();
+  EXPECT_EQ(Fetches(*a), 1);
+  ASSERT_TRUE(WaitForKey(DecisionKey("insecure.test")));
+  ASSERT_TRUE(b->Resolve("insecure.test", &r).ok());
+  EXPECT_EQ(r.decision(), v1::DECISION_STS_ENFORCE) << r.reason();
+  EXPECT_EQ(r.source(), v1::SOURCE_CACHE);
+  EXPECT_GT(r.ttl().seconds(), 0);
+  testing::MetricValues mb(b->daemon().RenderMetrics());
+  EXPECT_EQ(mb["mxpolicy_sts_fetch_duration_seconds_count"], 0);
+  EXPECT_EQ(mb["mxpolicy_dns_query_duration_seconds_count{rrtype=\"MX\"}"], 0);
+  EXPECT_EQ(mb["mxpolicy_l2_requests_total{kind=\"decision\",result=\"hit\"}"], 1);
+
+  // A policy fetched by A serves B's own resolution: B looks up DNS (the
+  // TXT id is unchanged) but fetches nothing.
+  ASSERT_TRUE(a->Resolve("sts-blank.test", &r).ok());
+  ASSERT_EQ(r.decision(), v1::DECISION_STS_ENFORCE) << r.reason();
+  ASSERT_TRUE(WaitForKey(PolicyKey("sts-blank.test")));
+  ASSERT_TRUE(WaitForKey(DecisionKey("sts-blank.test")));
+  ASSERT_EQ(RedisCommand(redis_.port(), "DEL " + DecisionKey("sts-blank.test")),
+            ":1\r");
+  ASSERT_TRUE(b->Resolve("sts-blank.test", &r).ok());
+  EXPECT_EQ(r.decision(), v1::DECISION_STS_ENFORCE) << r.reason();
+  EXPECT_EQ(r.source(), v1::SOURCE_FRESH);
+  EXPECT_EQ(r.sts_policy().id(), "blank1");
+  EXPECT_EQ(Fetches(*b), 0) << "B fetched a policy A had shared";
+  EXPECT_EQ(testing::MetricValues(b->daemon().RenderMetrics())
+                ["mxpolicy_l2_requests_total{kind=\"policy\",result=\"hit\"}"],
+            1);
+}
+
+TEST_F(RedisL2Test, RestartedReplicaEnforcesPolicyWhoseTxtWasRemoved) {
+  const std::string d = "sts-l2.test";
+  {
+    std::unique_ptr<testing::WorldDaemon> a = Replica();
+    ASSERT_TRUE(a);
+    v1::ResolveResponse r;
+    ASSERT_TRUE(a->Resolve(d, &r).ok());
+    ASSERT_EQ(r.decision(), v1::DECISION_STS_ENFORCE) << r.reason();
+    ASSERT_TRUE(WaitForKey(PolicyKey(d)));
+  }  // A stops; its memory is gone.
+  // The domain withdraws its TXT record (TTL 1 s) — RFC 8461 §10.2: a
+  // policy cached before must still be enforced until it expires.
+  ASSERT_TRUE(WorldSh({"set-txt", env_.dir, "_mta-sts." + d}));
+  absl::Cleanup restore = [this, &d] {
+    EXPECT_TRUE(WorldSh({"set-txt", env_.dir, "_mta-sts." + d, "v=STSv1; id=l21;"}));
+  };
+  absl::SleepFor(absl::Milliseconds(1100));  // the old TXT's TTL
+  // Not the shared decision: the policy itself must carry the answer.
+  RedisCommand(redis_.port(), "DEL " + DecisionKey(d));
+
+  std::unique_ptr<testing::WorldDaemon> restarted = Replica();
+  ASSERT_TRUE(restarted);
+  v1::ResolveResponse r;
+  ASSERT_TRUE(restarted->Resolve(d, &r).ok());
+  EXPECT_EQ(r.decision(), v1::DECISION_STS_ENFORCE) << r.reason();
+  EXPECT_THAT(r.reason(), HasSubstr("cached policy applies"));
+  EXPECT_EQ(Fetches(*restarted), 0);
+
+  // Control: without the shared tier the same restart forgets the policy.
+  std::unique_ptr<testing::WorldDaemon> alone = Replica(/*with_redis=*/false);
+  ASSERT_TRUE(alone);
+  ASSERT_TRUE(alone->Resolve(d, &r).ok());
+  EXPECT_EQ(r.decision(), v1::DECISION_NONE) << r.reason();
+}
+
+TEST_F(RedisL2Test, RedisKilledOrHungMidRunFailsNoRpc) {
+  std::unique_ptr<testing::WorldDaemon> a = Replica();
+  ASSERT_TRUE(a);
+  std::atomic<int> failed{0}, done{0};
+  std::atomic<bool> stop{false};
+  // Cold names (each a new resolution, asking Redis first) and a hot one.
+  std::thread load([&] {
+    for (int i = 0; !stop.load(); ++i) {
+      v1::ResolveResponse r;
+      const std::string d =
+          i % 2 == 0 ? absl::StrCat("k", i, ".wild.test") : "dane.test";
+      grpc::Status s = a->Resolve(d, &r, absl::Seconds(5));
+      if (!s.ok()) {
+        ++failed;
+        ADD_FAILURE() << d << ": " << s.error_message();
+      }
+      ++done;
+    }
+  });
+  auto run_for = [&](absl::Duration d) {
+    const int before = done.load();
+    absl::SleepFor(d);
+    return done.load() - before;
+  };
+  EXPECT_GT(run_for(absl::Milliseconds(300)), 0);
+  redis_.Stop();  // killed mid-run
+  EXPECT_GT(run_for(absl::Milliseconds(500)), 0);
+  ASSERT_TRUE(redis_.Restart());
+  EXPECT_GT(run_for(absl::Milliseconds(500)), 0);
+  redis_.Pause();  // hung: connections accepted, nothing answers
+  EXPECT_GT(run_for(absl::Milliseconds(500)), 0);
+  redis_.Resume();
+  // Back to normal: the tier reconnected by itself and hits again.
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  double reconnects = 0;
+  while (absl::Now() < give_up && reconnects < 1) {
+    run_for(absl::Milliseconds(100));
+    reconnects = testing::MetricValues(a->daemon().RenderMetrics())
+        ["mxpolicy_l2_reconnects_total"];
+  }
+  stop = true;
+  load.join();
+  EXPECT_EQ(failed.load(), 0);
+  testing::MetricValues m(a->daemon().RenderMetrics());
+  EXPECT_GE(reconnects, 1);
+  EXPECT_GT(m["mxpolicy_upstream_errors_total{kind=\"redis\"}"], 0);
+  EXPECT_EQ(m["mxpolicy_l2_requests_total{kind=\"any\",result=\"error\"}"],
+            m["mxpolicy_upstream_errors_total{kind=\"redis\"}"]);
+  // Once every connection is back (each worker has its own back-off), new
+  // decisions are shared again.
+  bool shared = false;
+  for (int i = 0; i < 100 && !shared; ++i) {
+    const std::string d = absl::StrCat("after", i, ".wild.test");
+    v1::ResolveResponse r;
+    ASSERT_TRUE(a->Resolve(d, &r).ok());
+    absl::SleepFor(absl::Milliseconds(100));
+    shared = RedisCommand(redis_.port(), "EXISTS " + DecisionKey(d)) == ":1\r";
+  }
+  EXPECT_TRUE(shared);
+}
+
+}  // namespace
+}  // namespace mxpolicy
