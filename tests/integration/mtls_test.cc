@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -69,10 +70,13 @@ std::string MakeTempDir(const char* what) {
   return pattern;
 }
 
-// One PKI for the whole binary (openssl takes ~0.2 s for it).
+// One PKI for the whole binary (openssl takes ~0.2 s for it), removed at
+// exit.
 const TestPki& Pki() {
   static const TestPki* pki = [] {
-    absl::StatusOr<TestPki> p = testing::MakeTestPki(MakeTempDir("pki"));
+    static std::string dir = MakeTempDir("pki");
+    std::atexit([] { std::filesystem::remove_all(dir); });
+    absl::StatusOr<TestPki> p = testing::MakeTestPki(dir);
     if (!p.ok()) {
       ADD_FAILURE() << p.status();
       return new TestPki();
