@@ -651,13 +651,13 @@ TEST_F(ReloadProcessTest, SighupReloadsAndRefusesBrokenFiles) {
   CopyFile(server2_.cert, cert_);
   CopyFile(server2_.key, key_);
   kill(pid_, SIGHUP);
-  ASSERT_TRUE(WaitForLog("SIGHUP: TLS files reloaded", absl::Seconds(5)))
+  ASSERT_TRUE(WaitForLog("tls_reloaded trigger=sighup", absl::Seconds(5)))
       << Log();
   EXPECT_TRUE(WaitForCn("mxpolicyd server 2", absl::Seconds(5))) << Log();
 
   std::ofstream(key_, std::ios::trunc) << "-----BEGIN PRIVATE KEY-----\nAAAA\n";
   kill(pid_, SIGHUP);
-  ASSERT_TRUE(WaitForLog("TLS reload refused", absl::Seconds(5))) << Log();
+  ASSERT_TRUE(WaitForLog("tls_reload_refused trigger=sighup", absl::Seconds(5))) << Log();
   EXPECT_THAT(Log(), HasSubstr(key_));
   absl::SleepFor(absl::Milliseconds(1500));  // > the 1 s refresh interval
   EXPECT_EQ(ServedCn(), "mxpolicyd server 2");
@@ -685,7 +685,7 @@ TEST_F(ReloadProcessTest, PeriodicCheckReloadsChangedFiles) {
   CopyFile(server2_.cert, cert_);
   CopyFile(server2_.key, key_);
   EXPECT_TRUE(WaitForCn("mxpolicyd server 2", absl::Seconds(6))) << Log();
-  EXPECT_THAT(Log(), HasSubstr("TLS files changed: reloaded"));
+  EXPECT_THAT(Log(), HasSubstr("tls_reloaded trigger=file_change"));
 }
 
 // Issue 7: bad files at start-up stop mxpolicyd with a message naming the

@@ -110,7 +110,7 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 [[ -n $reloaded ]] || { cat "$work/stderr" >&2; fail "SIGHUP reload not served"; }
-grep -q "reloaded" "$work/stderr" || fail "no reload line in the log"
+grep -q "tls_reloaded trigger=sighup" "$work/stderr" || fail "no reload line in the log"
 echo "ok: SIGHUP reload on a read-only root"
 
 kill -TERM "$pid"
