@@ -27,6 +27,7 @@ TARGETS=(
   matches_pattern:600
   normalize_domain:1200
   unbound_result:4096
+  l2_codec:70000
 )
 
 RUN=$(mktemp -d /tmp/mxpolicy-fuzz.XXXXXX)
