@@ -2,7 +2,14 @@
 
 #include <grpc/grpc_security_constants.h>
 #include <grpcpp/security/auth_context.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -10,14 +17,55 @@
 namespace mxpolicy {
 namespace {
 
-bool Listed(const std::vector<std::string>& allowed, absl::string_view id,
-            bool case_insensitive) {
-  for (const std::string& a : allowed) {
-    if (case_insensitive ? absl::EqualsIgnoreCase(a, id) : a == id) {
-      return true;
+// A configured entry that can only mean a DNS name (or a CN holding one):
+// LDH labels, '_' tolerated, dots; anything with ':', '@', '/' or a space is
+// a URI, an e-mail address or a free-form CN.
+bool LooksLikeDnsName(absl::string_view entry) {
+  if (entry.empty()) return false;
+  for (const char c : entry) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' &&
+        c != '_' && c != '.') {
+      return false;
     }
   }
+  return true;
+}
+
+bool MatchesDnsName(const std::vector<std::string>& allowed,
+                    absl::string_view name) {
+  if (name.empty()) return false;
+  for (const std::string& a : allowed) {
+    if (LooksLikeDnsName(a) && absl::EqualsIgnoreCase(a, name)) return true;
+  }
   return false;
+}
+
+bool MatchesExactly(const std::vector<std::string>& allowed,
+                    absl::string_view id) {
+  if (id.empty()) return false;
+  for (const std::string& a : allowed) {
+    if (a == id) return true;
+  }
+  return false;
+}
+
+bool HasAnySan(const PeerIdentity& peer) {
+  return peer.has_san || !peer.dns_names.empty() || !peer.uris.empty() ||
+         !peer.emails.empty();
+}
+
+// Whether a PEM certificate has a subjectAltName extension; false when it
+// does not parse (the caller falls back on gRPC's SAN properties).
+bool PemHasSubjectAltName(const std::string& pem) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  if (bio == nullptr) return false;
+  X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  ERR_clear_error();
+  if (cert == nullptr) return false;
+  const bool has = X509_get_ext_by_NID(cert, NID_subject_alt_name, -1) >= 0;
+  X509_free(cert);
+  return has;
 }
 
 std::vector<std::string> Values(const grpc::AuthContext& auth,
@@ -42,25 +90,29 @@ AdminDecision DecideAdminAccess(const AdminPolicy& policy,
                       "has no mTLS, so only the address identifies a caller)"};
   }
   for (const std::string& d : peer.dns_names) {
-    if (Listed(policy.identities, d, /*case_insensitive=*/true)) {
-      return kAllow;
-    }
+    if (MatchesDnsName(policy.identities, d)) return kAllow;
   }
   for (const std::string& u : peer.uris) {
-    if (Listed(policy.identities, u, false)) return kAllow;
+    if (MatchesExactly(policy.identities, u)) return kAllow;
   }
   for (const std::string& e : peer.emails) {
-    if (Listed(policy.identities, e, false)) return kAllow;
+    if (MatchesExactly(policy.identities, e)) return kAllow;
   }
-  if (!peer.common_name.empty() &&
-      Listed(policy.identities, peer.common_name, true)) {
+  const bool use_cn = !HasAnySan(peer) && !peer.common_name.empty();
+  if (use_cn && (MatchesDnsName(policy.identities, peer.common_name) ||
+                 MatchesExactly(policy.identities, peer.common_name))) {
     return kAllow;
   }
   std::vector<std::string> seen;
   for (const std::string& d : peer.dns_names) seen.push_back("DNS:" + d);
   for (const std::string& u : peer.uris) seen.push_back("URI:" + u);
   for (const std::string& e : peer.emails) seen.push_back("email:" + e);
-  if (!peer.common_name.empty()) seen.push_back("CN=" + peer.common_name);
+  if (use_cn) {
+    seen.push_back("CN=" + peer.common_name);
+  } else if (!peer.common_name.empty()) {
+    seen.push_back(absl::StrCat("CN=", peer.common_name,
+                                " (not used: the certificate has SANs)"));
+  }
   return {.allowed = false,
           .reason = absl::StrCat(
               "client certificate identity ",
@@ -79,6 +131,13 @@ PeerIdentity PeerIdentityFromAuthContext(const grpc::AuthContext& auth,
   peer.emails = Values(auth, GRPC_PEER_EMAIL_PROPERTY_NAME);
   std::vector<std::string> cn = Values(auth, GRPC_X509_CN_PROPERTY_NAME);
   if (!cn.empty()) peer.common_name = cn.front();
+  // gRPC reports DNS, URI, e-mail and IP SANs only; the certificate itself
+  // tells whether it has any SAN at all.
+  peer.has_san = !Values(auth, GRPC_PEER_IP_PROPERTY_NAME).empty() ||
+                 !Values(auth, GRPC_X509_SAN_PROPERTY_NAME).empty();
+  for (const std::string& pem : Values(auth, GRPC_X509_PEM_CERT_PROPERTY_NAME)) {
+    if (PemHasSubjectAltName(pem)) peer.has_san = true;
+  }
   return peer;
 }
 
