@@ -5,18 +5,24 @@ Usage: chart_check.py HELM CHART_DIR SOURCE_ROOT
 
 Renders the chart with `helm template` under several value sets and checks
 the objects, not the text: kinds, probes (gRPC, on a declared port: the gRPC
-port without TLS, the plaintext health port with TLS), the security context,
-the /tmp emptyDir, value -> flag mappings, that every argument is a flag
+port without TLS, the plaintext health port with TLS), the security context
+(fsGroup 65532, Secret modes group-readable), the in-memory /tmp emptyDir,
+the preStop sleep within terminationGracePeriodSeconds, the headless
+Service (ready pods only), the NetworkPolicy (DNS and HTTPS egress to any
+destination), value -> flag mappings, that every argument is a flag
 mxpolicyd knows (parsed from server/src/app/flags.cc) and that every such
-flag has a chart value, values the chart must refuse, and the Grafana
-dashboard (valid JSON, every queried metric one mxpolicyd exports).
+flag has a chart value, values the chart must refuse, NOTES.txt's "Try it"
+(TLS form with TLS on), and the Grafana dashboard (valid JSON, every queried
+metric one mxpolicyd exports, the hit ratio formula).
 Exits 1 listing every failed check.
 """
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import yaml
 
@@ -132,8 +138,17 @@ def arg_map(c):
     return out
 
 
-def deployment_invariants(docs, what, tls):
-    """Checks that hold for every rendering."""
+def duration_seconds(text):
+    """Seconds of a duration made of whole h/m/s parts (1m30s), or None."""
+    parts = re.findall(r"(\d+)(h|m|s)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(int(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+
+
+def deployment_invariants(docs, what, tls, host="0.0.0.0", prestop=5):
+    """Checks that hold for every rendering (host: listenHost; prestop:
+    preStopSleepSeconds)."""
     pod, c = container(docs, what)
     if c is None:
         return None, None, {}
@@ -144,17 +159,17 @@ def deployment_invariants(docs, what, tls):
     # Ports and probes.
     ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
     check("grpc" in ports, f"{what}: no container port grpc")
-    check(args.get("listen") == f"0.0.0.0:{ports.get('grpc')}",
-          f"{what}: --listen {args.get('listen')!r} is not 0.0.0.0:<grpc port>")
+    check(args.get("listen") == f"{host}:{ports.get('grpc')}",
+          f"{what}: --listen {args.get('listen')!r} is not {host}:<grpc port>")
     if "metrics" in ports:
-        check(args.get("metrics-listen") == f"0.0.0.0:{ports['metrics']}",
-              f"{what}: --metrics-listen does not match the metrics port")
+        check(args.get("metrics-listen") == f"{host}:{ports['metrics']}",
+              f"{what}: --metrics-listen does not match {host}:<metrics port>")
     want_port = ports.get("health") if tls else ports.get("grpc")
     if tls:
         check("health" in ports, f"{what}: TLS on but no container port health")
         check(ports.get("health") != ports.get("grpc"), f"{what}: health port == grpc port")
-        check(args.get("health-listen") == f"0.0.0.0:{ports.get('health')}",
-              f"{what}: TLS on but --health-listen=0.0.0.0:<health port> missing")
+        check(args.get("health-listen") == f"{host}:{ports.get('health')}",
+              f"{what}: TLS on but --health-listen={host}:<health port> missing")
         check("tls-cert" in args and "tls-key" in args, f"{what}: TLS on but no --tls-cert/--tls-key")
     else:
         check("health" not in ports, f"{what}: TLS off but a health port")
@@ -186,6 +201,9 @@ def deployment_invariants(docs, what, tls):
     check(not (csc.get("capabilities") or {}).get("add"), f"{what}: capabilities added")
     check((eff("seccompProfile") or {}).get("type") == "RuntimeDefault", f"{what}: seccompProfile is not RuntimeDefault")
     check(psc.get("runAsNonRoot") is True, f"{what}: pod runAsNonRoot is not true")
+    # Mounted Secret files belong to group fsGroup: 65532 lets uid 65532
+    # (in group 65532) read the 0440 TLS key.
+    check(psc.get("fsGroup") == 65532, f"{what}: pod fsGroup is {psc.get('fsGroup')!r}, want 65532")
 
     # /tmp: an emptyDir, the only writable path; TMPDIR points at it.
     vols = {v["name"]: v for v in pod.get("volumes", [])}
@@ -193,6 +211,16 @@ def deployment_invariants(docs, what, tls):
     tmp = [m for m in mounts if m["mountPath"] == "/tmp"]
     check(len(tmp) == 1 and "emptyDir" in vols.get(tmp[0]["name"], {}),
           f"{what}: /tmp is not an emptyDir mount")
+    if len(tmp) == 1:
+        # In memory: the TLS key copies must never touch the node's disk.
+        check(((vols.get(tmp[0]["name"], {}).get("emptyDir")) or {}).get("medium") == "Memory",
+              f"{what}: the /tmp emptyDir is not medium: Memory")
+    for v in vols.values():
+        if "secret" in v:
+            mode = v["secret"].get("defaultMode", 0o644)
+            check(mode & 0o040 != 0,
+                  f"{what}: Secret volume {v['name']} defaultMode {oct(mode)} lacks group read (uid 65532 reads via fsGroup)")
+            check(mode & 0o007 == 0, f"{what}: Secret volume {v['name']} defaultMode {oct(mode)} is world-accessible")
     env = {e["name"]: e for e in c.get("env", [])}
     check(env.get("TMPDIR", {}).get("value") == "/tmp", f"{what}: TMPDIR is not /tmp")
     for m in mounts:
@@ -214,12 +242,19 @@ def deployment_invariants(docs, what, tls):
     check(bool(res.get("requests")) and bool(res.get("limits")), f"{what}: resources need requests and limits")
     check(bool((res.get("requests") or {}).get("cpu")), f"{what}: no CPU request (the HPA needs one)")
 
+    # preStop sleep, then SIGTERM and --shutdown-grace: all within
+    # terminationGracePeriodSeconds.
+    hook = ((c.get("lifecycle") or {}).get("preStop") or {})
+    if prestop:
+        check(hook.get("exec", {}).get("command") == ["/bin/sleep", str(prestop)],
+              f"{what}: preStop is {hook!r}, want exec /bin/sleep {prestop}")
+    else:
+        check(not hook, f"{what}: preStopSleepSeconds=0 but a preStop hook {hook!r}")
     grace = args.get("shutdown-grace", "10s")
-    m = re.fullmatch(r"(\d+)(s|m)", grace)
-    if check(m is not None, f"{what}: cannot read --shutdown-grace={grace}"):
-        secs = int(m.group(1)) * (60 if m.group(2) == "m" else 1)
-        check(pod.get("terminationGracePeriodSeconds", 30) > secs,
-              f"{what}: terminationGracePeriodSeconds does not exceed --shutdown-grace")
+    secs = duration_seconds(grace)
+    if check(secs is not None, f"{what}: cannot read --shutdown-grace={grace}"):
+        check(pod.get("terminationGracePeriodSeconds", 30) > prestop + secs,
+              f"{what}: terminationGracePeriodSeconds does not exceed preStop {prestop}s + --shutdown-grace {secs}s")
     check(bool(((pod.get("affinity") or {}).get("podAntiAffinity"))), f"{what}: no pod anti-affinity")
     check(pod.get("automountServiceAccountToken") is False, f"{what}: service account token mounted")
 
@@ -232,6 +267,19 @@ def deployment_invariants(docs, what, tls):
         for p in svc["spec"]["ports"]:
             check(p.get("targetPort") in ports or p.get("targetPort") in ports.values(),
                   f"{what}: Service {svc['metadata']['name']} targets undeclared port {p.get('targetPort')}")
+        if svc["spec"].get("clusterIP") == "None":
+            # Only ready pods in the DNS answer.
+            check(svc["spec"].get("publishNotReadyAddresses") is not True,
+                  f"{what}: headless Service publishes not-ready addresses")
+
+    # DNS (recursion from the root servers) and HTTPS (policy fetches from
+    # any domain's web servers) need any destination: no "to".
+    https = int(args.get("sts-https-port", 443))
+    for np in by_kind(docs, "NetworkPolicy"):
+        for r in np["spec"].get("egress", []):
+            rports = {(p.get("port"), p.get("protocol", "TCP")) for p in r.get("ports", [])}
+            if rports & {(53, "UDP"), (53, "TCP"), (https, "TCP")}:
+                check(not r.get("to"), f"{what}: NetworkPolicy egress {sorted(rports)} has a \"to\": {r.get('to')}")
     return pod, c, args
 
 
@@ -298,6 +346,7 @@ if docs is not None:
         check(6379 not in [p for p, _ in eg], f"{what}: Redis egress without Redis")
         ing = np["spec"]["ingress"]
         check(any(8460 in [p.get("port") for p in r.get("ports", [])] for r in ing), f"{what}: no ingress to grpc")
+        check(len(ing) == 2, f"{what}: want 2 ingress rules (grpc, metrics; no probe rule), got {len(ing)}")
         met = [r for r in ing if 9464 in [p.get("port") for p in r.get("ports", [])]]
         check(len(met) == 1 and all("namespaceSelector" in f for f in met[0].get("from", [{}])),
               f"{what}: metrics ingress not limited to a namespace selector")
@@ -306,8 +355,11 @@ if docs is not None:
 docs = helm_template("-f", ALL_FEATURES)
 if docs is not None:
     what = "all-features values"
-    pod, c, args = deployment_invariants(docs, what, tls=True)
     values = yaml.safe_load(open(ALL_FEATURES))
+    pod, c, args = deployment_invariants(docs, what, tls=True, host=values["listenHost"],
+                                         prestop=values["preStopSleepSeconds"])
+    check(pod.get("imagePullSecrets") == [{"name": "regcred"}, {"name": "mirror-cred"}],
+          f"{what}: imagePullSecrets {pod.get('imagePullSecrets')} from [name, {{name: ...}}]")
     kinds = [d["kind"] for d in docs]
     for k in ("Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy",
               "ServiceMonitor", "ServiceAccount"):
@@ -377,6 +429,9 @@ if docs is not None:
         grpc_rule = [r for r in np["spec"]["ingress"] if 8460 in [p.get("port") for p in r.get("ports", [])]]
         check(len(grpc_rule) == 1 and grpc_rule[0].get("from") == values["networkPolicy"]["grpcFrom"],
               f"{what}: grpc ingress is not from networkPolicy.grpcFrom")
+        probe_rule = [r for r in np["spec"]["ingress"] if 8462 in [p.get("port") for p in r.get("ports", [])]]
+        check(len(probe_rule) == 1 and probe_rule[0].get("from") == [{"ipBlock": {"cidr": "10.0.0.0/16"}}],
+              f"{what}: no ingress to the health (probe) port from networkPolicy.probeCIDR")
     hpa = one(docs, "HorizontalPodAutoscaler", what)
     check(hpa and (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 12), f"{what}: HPA min/max")
     pdb = one(docs, "PodDisruptionBudget", what)
@@ -397,6 +452,14 @@ CASES = [
     (["--set", "server.stsDiscoveryFailure=tempfail"], {"sts-discovery-failure": "tempfail"}),
     (["--set", "server.logLevel=debug,server.logFormat=text"], {"log-level": "debug", "log-format": "text"}),
     (["--set", "server.shutdownGrace=20s"], {"shutdown-grace": "20s"}),
+    (["--set", "server.shutdownGrace=1m30s,terminationGracePeriodSeconds=96"], {"shutdown-grace": "1m30s"}),
+    (["--set", "server.maxConnectionAge=2m"], {"max-connection-age": "2m"}),
+    (["--set", "server.maxTtl=1h30m,server.dnsTimeout=1500ms"], {"max-ttl": "1h30m", "dns-timeout": "1500ms"}),
+    (["--set", "preStopSleepSeconds=0"], {}),
+    (["--set", "preStopSleepSeconds=14"], {}),
+    (["--set-string", "listenHost=[::]"], {"listen": "[::]:8460", "metrics-listen": "[::]:9464"}),
+    (["--set-string", "listenHost=[::]", "--set", "tls.enabled=true,tls.secretName=s"],
+     {"listen": "[::]:8460", "health-listen": "[::]:8462"}),
     (["--set", "ports.grpc=9000,ports.metrics=9100"], {"listen": "0.0.0.0:9000", "metrics-listen": "0.0.0.0:9100"}),
     (["--set", "metrics.enabled=false"], {"metrics-listen": ""}),
     (["--set", "redis.url=redis://redis.mail.svc:6379/2,redis.timeout=75ms"],
@@ -418,7 +481,9 @@ for set_args, want in CASES:
     if docs is None:
         continue
     tls = "tls.enabled=true" in what
-    _, c, args = deployment_invariants(docs, what, tls=tls)
+    m = re.search(r"preStopSleepSeconds=(\d+)", what)
+    host = "[::]" if "listenHost=[::]" in what else "0.0.0.0"
+    pod, c, args = deployment_invariants(docs, what, tls=tls, host=host, prestop=int(m.group(1)) if m else 5)
     for flag, value in want.items():
         check(args.get(flag) == value, f"{what}: --{flag}={args.get(flag)!r}, want {value!r}")
     if "metrics.enabled=false" in what:
@@ -431,6 +496,31 @@ for set_args, want in CASES:
         env = {e["name"]: e for e in c.get("env", [])}
         check(env.get("REDIS_URL", {}).get("valueFrom", {}).get("secretKeyRef") == {"name": "r", "key": "k"},
               f"{what}: REDIS_URL secretKeyRef")
+
+# redis.port follows the port in redis.url; redis.port when the URL has none.
+for url, port in (("redis://:pw@redis.mail.svc:6380/2", 6380), ("redis://redis.mail.svc/2", 6379),
+                  ("redis://[fd00::7]:6391", 6391)):
+    docs = helm_template("--set", f"redis.url={url}")
+    np = docs and one(docs, "NetworkPolicy", url)
+    if np:
+        rp = [p.get("port") for r in np["spec"]["egress"] for p in r.get("ports", []) if p.get("port") not in (53, 443)]
+        check(rp == [port], f"redis.url={url}: Redis egress ports {rp}, want [{port}]")
+
+# imagePullSecrets: names or {name: ...}.
+for form in ('["a","b"]', '[{"name":"a"},{"name":"b"}]'):
+    docs = helm_template("--set-json", f"imagePullSecrets={form}")
+    pod = docs and container(docs, form)[0]
+    check(pod and pod.get("imagePullSecrets") == [{"name": "a"}, {"name": "b"}],
+          f"imagePullSecrets={form}: rendered {pod and pod.get('imagePullSecrets')}")
+
+# A PDB that leaves room for a disruption is accepted.
+for set_args in (["--set", "autoscaling.enabled=false,replicaCount=3,podDisruptionBudget.minAvailable=2"],
+                 ["--set", "autoscaling.minReplicas=3,podDisruptionBudget.minAvailable=2"],
+                 ["--set", "podDisruptionBudget.minAvailable=50%"]):
+    docs = helm_template(*set_args)
+    pdb = docs and one(docs, "PodDisruptionBudget", " ".join(set_args))
+    check(pdb and str(pdb["spec"].get("minAvailable")) == set_args[1].rsplit("=", 1)[1],
+          f"{' '.join(set_args)}: PDB minAvailable not rendered")
 
 docs = helm_template("--set", "autoscaling.enabled=false,replicaCount=5")
 if docs is not None:
@@ -447,6 +537,22 @@ REFUSED = [
     (["--set", "redis.url=redis://r,redis.urlSecret.name=s"], "not both"),
     (["--set", "terminationGracePeriodSeconds=10"], "terminationGracePeriodSeconds"),
     (["--set", "server.shutdownGrace=2m"], "terminationGracePeriodSeconds"),
+    (["--set", "server.shutdownGrace=25s"], "preStopSleepSeconds"),  # 5 + 25 = 30
+    (["--set", "preStopSleepSeconds=20"], "terminationGracePeriodSeconds"),  # 20 + 10 = 30
+    (["--set", "server.shutdownGrace=1m30s,terminationGracePeriodSeconds=95"], "terminationGracePeriodSeconds"),
+    (["--set", "server.shutdownGrace=500ms"], "server.shutdownGrace"),
+    (["--set", "server.shutdownGrace=1.5s"], "server.shutdownGrace"),
+    (["--set", "server.shutdownGrace=10s5"], "server.shutdownGrace"),
+    (["--set", "server.maxTtl=3600"], "server.maxTtl"),
+    (["--set", "server.maxConnectionAge=5"], "server.maxConnectionAge"),
+    (["--set", "server.dnsTimeout=5 s"], "server.dnsTimeout"),
+    (["--set", "tls.enabled=true,tls.secretName=s,tls.checkInterval=60"], "tls.checkInterval"),
+    (["--set", "redis.url=redis://r,redis.timeout=50"], "redis.timeout"),
+    (["--set", "podDisruptionBudget.minAvailable=2"], "autoscaling.minReplicas"),
+    (["--set", "autoscaling.enabled=false,replicaCount=2,podDisruptionBudget.minAvailable=2"], "replicaCount"),
+    (["--set", "autoscaling.enabled=false,replicaCount=1"], "replicaCount"),
+    (["--set", "listenHost=::"], "listenHost"),
+    (["--set", "listenHost=0.0.0.0:1"], "listenHost"),
     (["--set", "podDisruptionBudget.maxUnavailable=1"], "not both"),
     (["--set", "podAntiAffinity.type=sometimes"], "podAntiAffinity.type"),
 ]
@@ -454,6 +560,39 @@ for set_args, msg in REFUSED:
     r = helm_template(*set_args, expect_fail=True)
     check(r.returncode != 0 and msg in r.stderr,
           f"{' '.join(set_args)}: want a refusal mentioning {msg!r}, got rc={r.returncode} {r.stderr.strip()[:200]}")
+
+# --- NOTES.txt ------------------------------------------------------------
+# `helm template` does not render NOTES.txt: a copy of the chart wraps it in
+# a template that renders it into a ConfigMap-like document.
+def notes(*args):
+    with tempfile.TemporaryDirectory() as d:
+        copy = os.path.join(d, "chart")
+        shutil.copytree(CHART, copy)
+        src = open(os.path.join(copy, "templates/NOTES.txt")).read()
+        with open(os.path.join(copy, "templates/_notes_check.tpl"), "w") as f:
+            f.write('{{- define "notes.check" }}' + src + "{{ end }}")
+        with open(os.path.join(copy, "templates/notes-check.yaml"), "w") as f:
+            f.write('kind: NotesCheck\nnotes: {{ include "notes.check" . | toJson }}\n')
+        r = subprocess.run([HELM, "template", RELEASE, copy, "--namespace", NAMESPACE,
+                            "--show-only", "templates/notes-check.yaml", *args], capture_output=True, text=True)
+    if not check(r.returncode == 0, f"NOTES.txt {' '.join(args)}: {r.stderr.strip()[:200]}"):
+        return ""
+    return yaml.safe_load(r.stdout)["notes"]
+
+
+def try_it(text):
+    return text.split("Try it:", 1)[-1].split("\n\n", 1)[0]
+
+
+plain = try_it(notes())
+check("mxpolicy resolve --server=127.0.0.1:8460" in plain and "--tls" not in plain,
+      f"NOTES.txt without TLS: want a plaintext 'Try it', got {plain!r}")
+tls = try_it(notes("--set", "tls.enabled=true,tls.secretName=s"))
+check(all(f in tls for f in ("--tls-ca=", f"--tls-server-name={RELEASE}-mxpolicy.{NAMESPACE}.svc"))
+      and "--tls-cert" not in tls, f"NOTES.txt with TLS: 'Try it' lacks the TLS form: {tls!r}")
+mtls = try_it(notes("-f", ALL_FEATURES))
+check(all(f in mtls for f in ("--tls-ca=", "--tls-server-name=", "--tls-cert=", "--tls-key=")),
+      f"NOTES.txt with mTLS: 'Try it' lacks the client certificate: {mtls!r}")
 
 # --- the Grafana dashboard ------------------------------------------------
 path = os.path.join(CHART, "dashboards/mxpolicy.json")
@@ -504,6 +643,14 @@ if dash is not None:
     # And mxpolicyd really exports them (names as literals in its source).
     exported = exported_metrics()
     check(not (used - exported), f"dashboard: metrics mxpolicyd does not export: {sorted(used - exported)}")
+    # L1 hit ratio: a call joining another's resolution is no cache hit.
+    ratio = [p for p in panels(dash["panels"]) if "hit ratio" in p.get("title", "").lower()]
+    if check(len(ratio) == 1 and len(ratio[0].get("targets", [])) == 1, "dashboard: one hit ratio panel, one query"):
+        expr = re.sub(r"\{[^}]*\}|\[[^]]*\]|\s", "", ratio[0]["targets"][0]["expr"])
+        hits, misses, joins = (f"sum(rate({m}))" for m in (
+            "mxpolicy_cache_hits_total", "mxpolicy_cache_misses_total", "mxpolicy_singleflight_joins_total"))
+        check(expr == f"{hits}/({hits}+{misses}+{joins})",
+              f"dashboard: hit ratio is {expr}, want hits / (hits + misses + single-flight joins)")
     titles = " ".join(p.get("title", "") for p in panels(dash["panels"])).lower()
     for word in ("decision", "source", "code", "p99", "hit ratio", "evict", "single-flight",
                  "refresh", "dnssec", "upstream", "l2", "tls"):

@@ -70,6 +70,7 @@ maxTtl: max-ttl
 tempfailTtl: tempfail-ttl
 maxColdResolutions: max-cold-resolutions
 shutdownGrace: shutdown-grace
+maxConnectionAge: max-connection-age
 logLevel: log-level
 logFormat: log-format
 {{- end }}
@@ -130,24 +131,97 @@ same rules mxpolicyd applies to its flags, caught at install time).
 {{- if not (has .Values.podAntiAffinity.type (list "soft" "hard")) }}
 {{- fail "podAntiAffinity.type: want soft or hard" }}
 {{- end }}
-{{- /* terminationGracePeriodSeconds must outlast --shutdown-grace. */}}
+{{- /* Durations: Go/absl syntax (1h30m, 500ms), checked here rather than
+at pod start. */}}
+{{- $durations := dict "server.dnsTimeout" .Values.server.dnsTimeout "server.fetchConnectTimeout" .Values.server.fetchConnectTimeout "server.fetchTimeout" .Values.server.fetchTimeout "server.maxTtl" .Values.server.maxTtl "server.tempfailTtl" .Values.server.tempfailTtl "server.shutdownGrace" .Values.server.shutdownGrace "server.maxConnectionAge" .Values.server.maxConnectionAge "tls.checkInterval" .Values.tls.checkInterval "redis.timeout" .Values.redis.timeout }}
+{{- range $key := keys $durations | sortAlpha }}
+{{- $v := index $durations $key }}
+{{- if and (include "mxpolicy.isSet" $v) (not (regexMatch "^([0-9.]+(ns|us|ms|s|m|h))+$" (toString $v))) }}
+{{- fail (printf "%s=%v: want a duration with a unit, like 30s, 5m or 1h30m" $key $v) }}
+{{- end }}
+{{- end }}
+{{- /* The PDB must leave room for a voluntary disruption. */}}
+{{- if and .Values.podDisruptionBudget.enabled (include "mxpolicy.isSet" .Values.podDisruptionBudget.minAvailable) (not (include "mxpolicy.isSet" .Values.podDisruptionBudget.maxUnavailable)) }}
+{{- $min := .Values.podDisruptionBudget.minAvailable }}
+{{- if regexMatch "^[0-9]+$" (include "mxpolicy.flagText" $min) }}
+{{- $replicas := int .Values.replicaCount }}
+{{- $from := "replicaCount" }}
+{{- if .Values.autoscaling.enabled }}
+{{- $replicas = int .Values.autoscaling.minReplicas }}
+{{- $from = "autoscaling.minReplicas" }}
+{{- end }}
+{{- if ge (int (include "mxpolicy.flagText" $min)) $replicas }}
+{{- fail (printf "podDisruptionBudget.minAvailable (%s) must be below %s (%d): otherwise no node can ever be drained" (include "mxpolicy.flagText" $min) $from $replicas) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- /* listenHost: an IPv4 address or a bracketed IPv6 address. */}}
+{{- if not (regexMatch "^([0-9.]+|\\[[0-9a-fA-F:.]+\\])$" (toString .Values.listenHost)) }}
+{{- fail (printf "listenHost=%v: want an IPv4 address (0.0.0.0) or a bracketed IPv6 address ([::])" .Values.listenHost) }}
+{{- end }}
+{{- if not (kindIs "invalid" .Values.preStopSleepSeconds) }}
+{{- if not (regexMatch "^[0-9]+$" (include "mxpolicy.flagText" .Values.preStopSleepSeconds)) }}
+{{- fail (printf "preStopSleepSeconds=%v: want whole seconds (0: no preStop hook)" .Values.preStopSleepSeconds) }}
+{{- end }}
+{{- end }}
+{{- /* terminationGracePeriodSeconds must outlast the preStop sleep plus
+--shutdown-grace: Kubernetes counts both against it. */}}
 {{- $grace := 10 }}
 {{- $g := toString (default "" .Values.server.shutdownGrace) }}
-{{- if regexMatch "^[0-9]+s$" $g }}
-{{- $grace = trimSuffix "s" $g | atoi }}
-{{- else if regexMatch "^[0-9]+m$" $g }}
-{{- $grace = mul (trimSuffix "m" $g | atoi) 60 }}
+{{- if $g }}
+{{- $parts := regexFindAll "[0-9]+(h|m|s)" $g -1 }}
+{{- if or (not $parts) (ne (join "" $parts) $g) }}
+{{- fail (printf "server.shutdownGrace=%s: want whole hours, minutes and seconds, like 20s or 1m30s (the chart compares it with terminationGracePeriodSeconds)" $g) }}
 {{- end }}
-{{- if le (int .Values.terminationGracePeriodSeconds) $grace }}
-{{- fail (printf "terminationGracePeriodSeconds (%v) must exceed server.shutdownGrace (%ds)" .Values.terminationGracePeriodSeconds $grace) }}
+{{- $grace = 0 }}
+{{- range $parts }}
+{{- $n := trimSuffix "h" (trimSuffix "m" (trimSuffix "s" .)) | atoi }}
+{{- if hasSuffix "h" . }}
+{{- $grace = add $grace (mul $n 3600) }}
+{{- else if hasSuffix "m" . }}
+{{- $grace = add $grace (mul $n 60) }}
+{{- else }}
+{{- $grace = add $grace $n }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- $preStop := int (include "mxpolicy.preStopSleep" .) }}
+{{- if le (int .Values.terminationGracePeriodSeconds) (add $preStop $grace) }}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must exceed preStopSleepSeconds (%d) + server.shutdownGrace (%ds)" .Values.terminationGracePeriodSeconds $preStop $grace) }}
+{{- end }}
+{{- end }}
+
+{{/* The preStop sleep in seconds (0: none). */}}
+{{- define "mxpolicy.preStopSleep" -}}
+{{- if kindIs "invalid" .Values.preStopSleepSeconds }}0{{ else }}{{ include "mxpolicy.flagText" .Values.preStopSleepSeconds }}{{ end }}
+{{- end }}
+
+{{/* The Redis port for the NetworkPolicy: the URL's when redis.url names
+one, redis.port otherwise (always with redis.urlSecret: the chart cannot
+read the Secret). */}}
+{{- define "mxpolicy.redisPort" -}}
+{{- $port := int .Values.redis.port }}
+{{- if .Values.redis.url }}
+{{- $hostport := regexReplaceAll "^[a-zA-Z][a-zA-Z0-9+.-]*://([^/]*@)?" .Values.redis.url "" }}
+{{- $hostport = regexReplaceAll "[/?#].*$" $hostport "" }}
+{{- $p := regexFind ":[0-9]+$" $hostport }}
+{{- if $p }}
+{{- $port = trimPrefix ":" $p | atoi }}
+{{- end }}
+{{- end }}
+{{- $port }}
+{{- end }}
+
+{{/* The listen address host:port of a listener. */}}
+{{- define "mxpolicy.listenAddr" -}}
+{{- printf "%s:%d" (toString .root.Values.listenHost) (int .port) }}
 {{- end }}
 
 {{/* mxpolicyd's arguments, one per line as a YAML list. */}}
 {{- define "mxpolicy.args" -}}
-- {{ printf "--listen=0.0.0.0:%d" (int .Values.ports.grpc) | quote }}
+- {{ printf "--listen=%s" (include "mxpolicy.listenAddr" (dict "root" . "port" .Values.ports.grpc)) | quote }}
 {{- if .Values.metrics.enabled }}
-- {{ printf "--metrics-listen=0.0.0.0:%d" (int .Values.ports.metrics) | quote }}
+- {{ printf "--metrics-listen=%s" (include "mxpolicy.listenAddr" (dict "root" . "port" .Values.ports.metrics)) | quote }}
 {{- else }}
 - "--metrics-listen="
 {{- end }}
@@ -164,7 +238,7 @@ same rules mxpolicyd applies to its flags, caught at install time).
 {{- if .Values.tls.enabled }}
 - {{ printf "--tls-cert=%s/tls.crt" (include "mxpolicy.tlsDir" .) | quote }}
 - {{ printf "--tls-key=%s/tls.key" (include "mxpolicy.tlsDir" .) | quote }}
-- {{ printf "--health-listen=0.0.0.0:%d" (int .Values.ports.health) | quote }}
+- {{ printf "--health-listen=%s" (include "mxpolicy.listenAddr" (dict "root" . "port" .Values.ports.health)) | quote }}
 {{- if .Values.tls.clientCA.secretName }}
 - {{ printf "--tls-client-ca=%s/%s" (include "mxpolicy.clientCADir" .) .Values.tls.clientCA.key | quote }}
 {{- end }}
