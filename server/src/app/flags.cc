@@ -236,15 +236,18 @@ std::vector<Flag> ServerFlags(ServerConfig& c) {
        dur(d.tls_check_interval),
        SetDuration(c.tls_check_interval, "tls-check-interval")},
       {"admin-identity",
-       "Comma-separated client-certificate identities (SAN DNS name, URI or "
-       "e-mail, or subject CN) allowed to call admin RPCs such as Invalidate "
-       "under mTLS; then only they are, wherever they connect from (none "
-       "listed: nobody). Without mTLS (plaintext or TLS only) admin RPCs are "
-       "allowed from loopback only.",
+       "Comma-separated client-certificate identities allowed to call admin "
+       "RPCs such as Invalidate under mTLS; then only they are, wherever they "
+       "connect from (none listed: nobody). A SAN DNS name matches a "
+       "DNS-looking entry case-insensitively; a SAN URI or e-mail address "
+       "matches exactly; the subject CN counts only for a certificate "
+       "without any SAN. Empty entries are ignored. Without mTLS (plaintext "
+       "or TLS only) admin RPCs are allowed from loopback only.",
        "\"\"",
        [&c](absl::string_view v) {
          c.admin_identities.clear();
-         for (absl::string_view id : absl::StrSplit(v, ',', absl::SkipEmpty())) {
+         for (absl::string_view id :
+              absl::StrSplit(v, ',', absl::SkipWhitespace())) {
            c.admin_identities.emplace_back(absl::StripAsciiWhitespace(id));
          }
          return absl::OkStatus();
