@@ -1,5 +1,6 @@
 #include "server/src/rpc/probe_health.h"
 
+#include <atomic>
 #include <string>
 
 namespace mxpolicy {
@@ -12,7 +13,11 @@ bool KnownService(const std::string& name) {
   return name.empty() || name == "mxpolicy.v1.PolicyResolver";
 }
 
-// Writes one status, then waits for the end of the call.
+// Writes one status, then waits for the end of the call. A failed write
+// (OnWriteDone(false)) and a cancellation (OnCancel) both end the call and
+// can both happen for the same call, on different threads; gRPC allows one
+// Finish() per reactor, so whichever comes first finishes and the other is
+// a no-op.
 class WatchReactor final
     : public grpc::ServerWriteReactor<HealthCheckResponse> {
  public:
@@ -22,13 +27,18 @@ class WatchReactor final
     StartWrite(&response_);
   }
   void OnWriteDone(bool ok) override {
-    if (!ok) Finish(grpc::Status(grpc::StatusCode::CANCELLED, "write failed"));
+    if (!ok) FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "write failed"));
   }
-  void OnCancel() override { Finish(grpc::Status::CANCELLED); }
+  void OnCancel() override { FinishOnce(grpc::Status::CANCELLED); }
   void OnDone() override { delete this; }
 
  private:
+  void FinishOnce(const grpc::Status& status) {
+    if (!finished_.exchange(true)) Finish(status);
+  }
+
   HealthCheckResponse response_;
+  std::atomic<bool> finished_{false};
 };
 
 }  // namespace
