@@ -17,6 +17,7 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -123,12 +124,20 @@ absl::StatusOr<std::vector<X509Ptr>> ParseCertificates(
   return certs;
 }
 
-// Writes `data` to dir/name through a temp file and rename(2), with an mtime
-// at least one second later than the file it replaces (see the header).
-absl::Status WriteReplacing(const std::string& dir, const char* name,
-                            const std::string& data) {
-  const std::string path = absl::StrCat(dir, "/", name);
-  const std::string tmp = absl::StrCat(dir, "/.", name, ".tmp");
+std::string CopyPath(const std::string& dir, const char* name) {
+  return absl::StrCat(dir, "/", name);
+}
+std::string TempPath(const std::string& dir, const char* name) {
+  return absl::StrCat(dir, "/.", name, ".tmp");
+}
+
+// Writes `data` to dir/.name.tmp, the staged replacement of dir/name, with
+// an mtime at least one second later than the file it will replace (see the
+// header). On error nothing is left staged.
+absl::Status StageCopy(const std::string& dir, const char* name,
+                       const std::string& data) {
+  const std::string path = CopyPath(dir, name);
+  const std::string tmp = TempPath(dir, name);
   auto fail = [&](const char* step) {
     const int err = errno;
     unlink(tmp.c_str());
@@ -161,8 +170,19 @@ absl::Status WriteReplacing(const std::string& dir, const char* name,
     return fail("futimens");
   }
   if (close(fd) != 0) return fail("close");
-  if (rename(tmp.c_str(), path.c_str()) != 0) return fail("rename");
   return absl::OkStatus();
+}
+
+// Replaces dir/name with its staged copy (rename(2): readers see the old or
+// the new file, never a mix). On error the staged copy is removed.
+absl::Status CommitCopy(const std::string& dir, const char* name) {
+  const std::string path = CopyPath(dir, name);
+  const std::string tmp = TempPath(dir, name);
+  if (rename(tmp.c_str(), path.c_str()) == 0) return absl::OkStatus();
+  const int err = errno;
+  unlink(tmp.c_str());
+  return absl::InternalError(absl::StrCat(
+      "cannot write TLS copy ", path, " (rename): ", std::strerror(err)));
 }
 
 }  // namespace
@@ -224,9 +244,9 @@ absl::StatusOr<std::unique_ptr<ServerTls>> ServerTls::Create(
         ": ", std::strerror(errno)));
   }
   tls->dir_ = pattern;  // from here on, ~ServerTls removes it
-  RETURN_IF_ERROR(tls->Publish(m));
   {
     absl::MutexLock lock(&tls->mu_);
+    RETURN_IF_ERROR(tls->Publish(m));
     tls->last_seen_ = std::move(m);
   }
 
@@ -268,8 +288,8 @@ ServerTls::~ServerTls() {
   provider_.reset();
   if (dir_.empty()) return;
   for (const char* name : {kIdentityFile, kClientCaFile}) {
-    unlink(absl::StrCat(dir_, "/", name).c_str());
-    unlink(absl::StrCat(dir_, "/.", name, ".tmp").c_str());
+    unlink(CopyPath(dir_, name).c_str());
+    unlink(TempPath(dir_, name).c_str());
   }
   rmdir(dir_.c_str());
 }
@@ -305,22 +325,57 @@ absl::Status ServerTls::Validate(const Material& m) const {
   return absl::OkStatus();
 }
 
-absl::Status ServerTls::Publish(const Material& m) const {
-  // The client CA first: during the (at most one refresh) gap the old
-  // identity is served with the new CA, never a new key with a stale chain.
-  if (mtls()) {
-    RETURN_IF_ERROR(WriteReplacing(dir_, kClientCaFile, m.client_ca));
-  }
+absl::Status ServerTls::Publish(const Material& m) {
   std::string identity = m.key;
   if (identity.back() != '\n') identity += '\n';
   identity += m.cert;
-  return WriteReplacing(dir_, kIdentityFile, identity);
+  // 1. Stage every file. A failure here changes nothing that is served.
+  if (mtls()) RETURN_IF_ERROR(StageCopy(dir_, kClientCaFile, m.client_ca));
+  if (absl::Status s = StageCopy(dir_, kIdentityFile, identity); !s.ok()) {
+    unlink(TempPath(dir_, kClientCaFile).c_str());
+    return s;
+  }
+  // 2. Rename them into place, the client CA first: during the (at most one
+  // refresh) gap the old identity is served with the new CA, never a new key
+  // with a stale chain.
+  if (mtls()) {
+    if (absl::Status s = CommitCopy(dir_, kClientCaFile); !s.ok()) {
+      unlink(TempPath(dir_, kIdentityFile).c_str());
+      return s;
+    }
+  }
+  if (absl::Status s = CommitCopy(dir_, kIdentityFile); !s.ok()) {
+    // The new CA is live beside the old identity: put the published CA back
+    // (a new copy, so its mtime moves forward as the provider expects), so
+    // that a refused reload leaves everything as it was.
+    if (mtls() && published_.has_value()) {
+      absl::Status restored =
+          StageCopy(dir_, kClientCaFile, published_->client_ca);
+      if (restored.ok()) restored = CommitCopy(dir_, kClientCaFile);
+      if (!restored.ok()) {
+        return absl::InternalError(absl::StrCat(
+            s.message(), "; restoring the previous client CA failed too, the "
+            "new client CA is served: ", restored.message()));
+      }
+    }
+    return s;
+  }
+  published_ = m;
+  return absl::OkStatus();
 }
 
 absl::Status ServerTls::ReloadLocked(const Material& m) {
-  last_seen_ = m;
   absl::Status s = Validate(m);
-  if (s.ok()) s = Publish(m);
+  if (!s.ok()) {
+    // Invalid bytes stay invalid: remembered, so that ReloadIfChanged
+    // reports them once rather than at every check.
+    last_seen_ = m;
+  } else {
+    s = Publish(m);
+    // Not remembered when Publish failed (I/O on the private copies):
+    // ReloadIfChanged tries the same files again.
+    if (s.ok()) last_seen_ = m;
+  }
   (s.ok() ? reloads_ok_ : reloads_failed_).fetch_add(1);
   return s;
 }

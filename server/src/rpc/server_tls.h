@@ -11,8 +11,11 @@
 //      certificate, the client CA bundle parses — and an error names the file;
 //   2. only then are the validated bytes written into a private directory
 //      under $TMPDIR (mode 0700; the only writable path on a read-only root
-//      file system), each file as temp + rename, and the provider watches
-//      those copies.
+//      file system) and the provider watches those copies. Every new copy is
+//      first written in full as a temp file; only when all are written are
+//      they renamed into place, and if the last rename fails the previous
+//      client CA is put back — a refused reload never leaves a half-published
+//      set.
 // The key and the chain go into ONE file ("identity.pem", key first), given
 // to the provider as both its key path and its chain path: OpenSSL's PEM
 // readers skip blocks of other types, so one rename replaces key and chain
@@ -31,6 +34,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -85,13 +89,15 @@ class ServerTls {
   // the served credentials are then unchanged. OK and no effect without TLS.
   absl::Status Reload();
 
-  // Reload() only when the files' bytes differ from those of the last
-  // attempt (successful or not), so a broken file is reported once, not at
-  // every check. True when a reload succeeded.
+  // Reload() only when the files' bytes differ from those last published or
+  // last refused as invalid, so a broken file is reported once, not at every
+  // check. Bytes that were valid but could not be published (INTERNAL:
+  // writing the private copies failed) are tried again at the next call.
+  // True when a reload succeeded.
   absl::StatusOr<bool> ReloadIfChanged();
 
   // Reload outcomes since start (the start-up load is not counted), for
-  // mxpolicy_tls_reloads_total{result="ok"|"failed"}.
+  // mxpolicy_tls_reloads_total{result="ok"|"error"}.
   uint64_t reloads_ok() const { return reloads_ok_.load(); }
   uint64_t reloads_failed() const { return reloads_failed_.load(); }
 
@@ -110,8 +116,9 @@ class ServerTls {
   // copy or a Kubernetes secret update may be in progress).
   absl::StatusOr<Material> ReadFiles() const;
   absl::Status Validate(const Material& m) const;
-  // Writes the private copies (temp + rename, see the header comment).
-  absl::Status Publish(const Material& m) const;
+  // Writes the private copies: all staged, then renamed (see the header
+  // comment). On error the served copies are as before.
+  absl::Status Publish(const Material& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Validate + Publish + count, for a reload of `m`.
   absl::Status ReloadLocked(const Material& m)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -121,8 +128,11 @@ class ServerTls {
   std::shared_ptr<grpc::experimental::CertificateProviderInterface> provider_;
   std::shared_ptr<grpc::ServerCredentials> credentials_;
   absl::Mutex mu_;
-  // What the last Reload() attempt read (or the start-up load).
+  // What was last published, or last refused as invalid (see
+  // ReloadIfChanged).
   Material last_seen_ ABSL_GUARDED_BY(mu_);
+  // What the private copies hold (none before the first Publish).
+  std::optional<Material> published_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> reloads_ok_{0};
   std::atomic<uint64_t> reloads_failed_{0};
 };
