@@ -3,7 +3,9 @@
 // check_report.h for the rules). It shows what the fleet's senders will do,
 // because it asks the same service they ask.
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -78,20 +80,60 @@ std::string SourceNote(const v1::ResolveResponse& r) {
   }
 }
 
+// A command-line word for a POSIX shell: as is when it is plain, else in
+// single quotes.
+std::string ShellWord(const std::string& s) {
+  const bool plain =
+      !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) {
+        return std::isalnum(c) || std::strchr("@%+=:,./_-", c) != nullptr;
+      });
+  if (plain) return s;
+  std::string out = "'";
+  for (const char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+// grpcurl's flags for the connection this CLI made: -plaintext without TLS,
+// else the same CA, client certificate and server name (grpcurl verifies
+// with the system roots when no -cacert is given, as this CLI does).
+std::string GrpcurlConnectionFlags(const CommonFlags& flags) {
+  // As MakeClientOrReport decides: any TLS flag turns TLS on.
+  const bool tls = !flags.tls_ca.empty() || !flags.tls_cert.empty() ||
+                   !flags.tls_key.empty() || !flags.tls_server_name.empty();
+  if (!tls) return "-plaintext";
+  std::vector<std::string> out;
+  if (!flags.tls_ca.empty()) out.push_back("-cacert " + ShellWord(flags.tls_ca));
+  if (!flags.tls_cert.empty()) {
+    out.push_back("-cert " + ShellWord(flags.tls_cert));
+  }
+  if (!flags.tls_key.empty()) out.push_back("-key " + ShellWord(flags.tls_key));
+  if (!flags.tls_server_name.empty()) {
+    out.push_back("-servername " + ShellWord(flags.tls_server_name));
+  }
+  return absl::StrJoin(out, " ");
+}
+
 std::string InvalidateNote(const v1::ResolveResponse& r,
-                           const std::string& server) {
+                           const CommonFlags& flags) {
   return absl::StrCat(
       "to see a change before the TTL runs out, an operator can drop the "
       "cached answer with the Invalidate RPC (from the mxpolicyd host, or "
       "with an --admin-identity client certificate when it runs mTLS): "
-      "grpcurl -plaintext -d '{\"domain\":\"",
-      Printable(r.domain()), "\"}' ", server,
+      "grpcurl ", GrpcurlConnectionFlags(flags), " -d '{\"domain\":\"",
+      Printable(r.domain()), "\"}' ", ShellWord(flags.server),
       " mxpolicy.v1.PolicyResolver/Invalidate — DNS records can still sit in "
       "its resolver's cache up to their own TTL");
 }
 
-void PrintText(const v1::ResolveResponse& r, const std::string& server,
+void PrintText(const v1::ResolveResponse& r, const CommonFlags& flags,
                const std::vector<Finding>& findings) {
+  const std::string& server = flags.server;
   // The name column fits the longest check name ("address DNSSEC").
   size_t width = 0;
   for (const Finding& f : findings) width = std::max(width, f.check.size());
@@ -102,7 +144,7 @@ void PrintText(const v1::ResolveResponse& r, const std::string& server,
   std::printf("  %-4s  %-*s  %s\n", "INFO", static_cast<int>(width), "source",
               SourceNote(r).c_str());
   std::printf("  %-4s  %-*s  %s\n", "INFO", static_cast<int>(width),
-              "invalidate", InvalidateNote(r, server).c_str());
+              "invalidate", InvalidateNote(r, flags).c_str());
   std::string section;
   for (const Finding& f : findings) {
     if (f.section != section) {
@@ -118,8 +160,9 @@ void PrintText(const v1::ResolveResponse& r, const std::string& server,
               c.warn, c.fail, c.info);
 }
 
-void PrintJson(const v1::ResolveResponse& r, const std::string& server,
+void PrintJson(const v1::ResolveResponse& r, const CommonFlags& flags,
                const std::vector<Finding>& findings) {
+  const std::string& server = flags.server;
   std::vector<std::string> items;
   for (const Finding& f : findings) {
     items.push_back(absl::StrCat("{\"level\":", JsonQuote(LevelName(f.level)),
@@ -136,7 +179,7 @@ void PrintJson(const v1::ResolveResponse& r, const std::string& server,
                    ",\"source\":", JsonQuote(SourceName(r.source())),
                    ",\"ttlSeconds\":", r.ttl().seconds(),
                    ",\"sourceNote\":", JsonQuote(SourceNote(r)),
-                   ",\"invalidateNote\":", JsonQuote(InvalidateNote(r, server)),
+                   ",\"invalidateNote\":", JsonQuote(InvalidateNote(r, flags)),
                    ",\"summary\":{\"ok\":", c.ok, ",\"warn\":", c.warn,
                    ",\"fail\":", c.fail, ",\"info\":", c.info,
                    "},\"findings\":[", absl::StrJoin(items, ","),
@@ -177,9 +220,9 @@ int RunCheck(const std::vector<std::string>& args) {
   const v1::ResolveResponse& r = policy->response;
   const std::vector<Finding> findings = CheckResponse(r);
   if (json) {
-    PrintJson(r, flags.server, findings);
+    PrintJson(r, flags, findings);
   } else {
-    PrintText(r, flags.server, findings);
+    PrintText(r, flags, findings);
   }
   return Count(findings).fail > 0 ? 1 : 0;
 }
