@@ -16,10 +16,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -34,6 +36,7 @@
 #include "gtest/gtest.h"
 #include "mxpolicy/client.h"
 #include "mxpolicy/v1/mxpolicy.grpc.pb.h"
+#include "server/src/app/config.h"
 #include "server/src/app/daemon.h"
 #include "server/src/rpc/probe_health.h"
 #include "server/src/rpc/server_tls.h"
@@ -110,11 +113,12 @@ std::shared_ptr<grpc::Channel> Channel(
 }
 
 grpc::Status CallResolve(const std::shared_ptr<grpc::Channel>& ch,
-                         v1::ResolveResponse* out) {
+                         v1::ResolveResponse* out,
+                         const std::string& domain = "dane.test") {
   grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(15)));
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
   v1::ResolveRequest req;
-  req.set_domain("dane.test");
+  req.set_domain(domain);
   return v1::PolicyResolver::NewStub(ch)->Resolve(&ctx, req, out);
 }
 
@@ -148,9 +152,8 @@ grpc::Status CallHealth(const std::shared_ptr<grpc::Channel>& ch,
   return s;
 }
 
-// ---- in-process Daemon with TLS / mTLS --------------------------------------
-
-class TlsDaemonTest : public ::testing::Test {
+// The set-up both daemon fixtures share: the test PKI and the world.
+class WorldPkiTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_FALSE(Pki().dir.empty());
@@ -158,7 +161,17 @@ class TlsDaemonTest : public ::testing::Test {
     ASSERT_TRUE(env.ok()) << env.status();
     env_ = *env;
   }
-  void Start(bool mtls, std::string health_listen = "") {
+
+  testing::WorldEnv env_;
+};
+
+// ---- in-process Daemon with TLS / mTLS --------------------------------------
+
+class TlsDaemonTest : public WorldPkiTest {
+ protected:
+  // `tweak` changes the config last (e.g. back to plaintext).
+  void Start(bool mtls, std::string health_listen = "",
+             const std::function<void(ServerConfig&)>& tweak = nullptr) {
     ServerConfig c = testing::WorldServerConfig(env_);
     c.tls_cert = Pki().server.cert;
     c.tls_key = Pki().server.key;
@@ -167,6 +180,7 @@ class TlsDaemonTest : public ::testing::Test {
       c.admin_identities = {"admin.mxpolicy.test"};
     }
     c.health_listen = std::move(health_listen);
+    if (tweak) tweak(c);
     absl::StatusOr<std::unique_ptr<Daemon>> d = Daemon::Create(c);
     ASSERT_TRUE(d.ok()) << d.status();
     daemon_ = *std::move(d);
@@ -176,7 +190,6 @@ class TlsDaemonTest : public ::testing::Test {
     return Channel(target_, Tls(Pki().ca_a.cert, client));
   }
 
-  testing::WorldEnv env_;
   std::unique_ptr<Daemon> daemon_;
   std::string target_;
 };
@@ -228,6 +241,56 @@ TEST_F(TlsDaemonTest, MtlsResolveForNodesInvalidateForAdminOnly) {
   EXPECT_TRUE(admin.ok()) << admin.error_message();
 }
 
+// Issue 7, RFC 6125 §6.4.4: the subject CN names an admin only on a
+// certificate without any SAN. With SANs of any kind — an IP address, which
+// gRPC reports apart from DNS/URI/e-mail, or a DNS name — the CN is ignored.
+TEST_F(TlsDaemonTest, MtlsAdminByCnOnlyWithoutSans) {
+  Start(/*mtls=*/true);
+  const std::string& dir = Pki().dir;
+  absl::StatusOr<CertFiles> cn_only = testing::IssueCert(
+      dir, "admin-cn-only", Pki().ca_a, "admin.mxpolicy.test", "");
+  ASSERT_TRUE(cn_only.ok()) << cn_only.status();
+  absl::StatusOr<CertFiles> cn_ip = testing::IssueCert(
+      dir, "admin-cn-ip", Pki().ca_a, "admin.mxpolicy.test", "IP:127.0.0.2");
+  ASSERT_TRUE(cn_ip.ok()) << cn_ip.status();
+  absl::StatusOr<CertFiles> cn_dns = testing::IssueCert(
+      dir, "admin-cn-dns", Pki().ca_a, "admin.mxpolicy.test",
+      "DNS:node7.mxpolicy.test");
+  ASSERT_TRUE(cn_dns.ok()) << cn_dns.status();
+
+  grpc::Status s = CallInvalidate(As(&*cn_only));
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  s = CallInvalidate(As(&*cn_ip));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(s.error_message(), HasSubstr("not used: the certificate has SANs"));
+  s = CallInvalidate(As(&*cn_dns));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(s.error_message(), HasSubstr("DNS:node7.mxpolicy.test"));
+}
+
+// Issue 7: --admin-identity ignores empty and whitespace-only entries (a
+// stray comma must not add an identity, nor "" match anything) and trims
+// the others.
+TEST(AdminIdentityFlagTest, DropsEmptyEntries) {
+  auto parse = [](std::string value) {
+    std::vector<std::string> args = {"mxpolicyd", "--tls-cert=c",
+                                      "--tls-key=k", "--tls-client-ca=ca",
+                                      "--admin-identity=" + value};
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    bool help = false;
+    return ParseServerFlags(static_cast<int>(argv.size()), argv.data(), &help);
+  };
+  absl::StatusOr<ServerConfig> c =
+      parse(" admin.mxpolicy.test , ,\t,, spiffe://x/ops ,");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_THAT(c->admin_identities,
+              ::testing::ElementsAre("admin.mxpolicy.test", "spiffe://x/ops"));
+  c = parse(" , ");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_THAT(c->admin_identities, ::testing::IsEmpty());
+}
+
 // Issue 7: TLS without client CA: clients verifying the server with CA A get
 // answers; plaintext clients fail; the admin rule is the address (loopback
 // only), so Invalidate from 127.0.0.1 is allowed.
@@ -251,8 +314,13 @@ TEST_F(TlsDaemonTest, TlsOnlyServesVerifyingClientsAdminByLoopback) {
 
 // Issue 7: --health-listen serves grpc.health.v1 in plaintext (Kubernetes
 // gRPC probes) while the main port is TLS-only; it serves nothing else.
+// During Shutdown's drain — a Resolve held in flight by a stalled policy
+// fetch keeps the main server draining for the whole grace — the probe port
+// is still up and answers NOT_SERVING; after the drain it is gone.
 TEST_F(TlsDaemonTest, PlaintextHealthListenerMirrorsMainServer) {
-  Start(/*mtls=*/true, "127.0.0.1:0");
+  Start(/*mtls=*/true, "127.0.0.1:0", [](ServerConfig& c) {
+    c.fetch_timeout = absl::Seconds(30);  // longer than the grace below
+  });
   ASSERT_GT(daemon_->health_port(), 0);
   auto plain = Channel(absl::StrCat("127.0.0.1:", daemon_->health_port()),
                        grpc::InsecureChannelCredentials());
@@ -268,8 +336,56 @@ TEST_F(TlsDaemonTest, PlaintextHealthListenerMirrorsMainServer) {
   EXPECT_EQ(CallHealth(Channel(target_, grpc::InsecureChannelCredentials()), &h)
                 .error_code(),
             grpc::StatusCode::UNAVAILABLE);
-  daemon_->Shutdown(absl::ZeroDuration());
-  EXPECT_NE(CallHealth(plain, &h).error_code(), grpc::StatusCode::OK);
+
+  // sts-stall.test's policy trickles at 1 byte/s: the call stays in flight.
+  grpc::Status stalled;
+  std::thread call([&] {
+    v1::ResolveResponse out;
+    stalled = CallResolve(As(&Pki().node1), &out, "sts-stall.test");
+  });
+  absl::SleepFor(absl::Milliseconds(700));  // the fetch now trickles
+  constexpr absl::Duration kGrace = absl::Seconds(4);
+  std::atomic<bool> drained{false};
+  const absl::Time shutdown_start = absl::Now();
+  std::thread stopper([&] {
+    daemon_->Shutdown(kGrace);
+    drained.store(true);
+  });
+  // NOT_SERVING is published at the start of Shutdown.
+  grpc::Status during;
+  health::HealthCheckResponse during_h;
+  const absl::Time give_up = absl::Now() + absl::Seconds(2);
+  do {
+    during = CallHealth(plain, &during_h);
+    if (during.ok() &&
+        during_h.status() == health::HealthCheckResponse::NOT_SERVING) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  } while (absl::Now() < give_up);
+  const bool still_draining = !drained.load();
+  EXPECT_TRUE(during.ok()) << during.error_message();
+  EXPECT_EQ(during_h.status(), health::HealthCheckResponse::NOT_SERVING);
+  EXPECT_TRUE(still_draining) << "the main server finished draining before "
+                                 "the probe port was checked";
+  // And again in the middle of the grace, still during the drain.
+  absl::SleepFor(absl::Seconds(1));
+  during = CallHealth(plain, &during_h);
+  EXPECT_FALSE(drained.load());
+  EXPECT_TRUE(during.ok()) << during.error_message();
+  EXPECT_EQ(during_h.status(), health::HealthCheckResponse::NOT_SERVING);
+
+  stopper.join();
+  call.join();
+  // The drain lasted the grace (the held call kept it open) and then cut
+  // the call.
+  EXPECT_GE(absl::Now() - shutdown_start, kGrace - absl::Milliseconds(500));
+  EXPECT_THAT(stalled.error_code(),
+              ::testing::AnyOf(grpc::StatusCode::CANCELLED,
+                               grpc::StatusCode::UNAVAILABLE))
+      << stalled.error_message();
+  // After the drain the probe listener is gone too.
+  EXPECT_EQ(CallHealth(plain, &h).error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
 // Issue 7: mxpolicy::Client's TLS options end to end: ca_file, mTLS with
@@ -330,18 +446,43 @@ TEST_F(TlsDaemonTest, ClientLibraryTlsOnly) {
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ(p->response.domain(), "dane.test");
 
-  // tls_server_name alone turns TLS on, with the default roots (here CA A
-  // through gRPC's roots variable; it was a plaintext channel before, which
-  // this server refuses). The only channel of the binary on default roots.
-  setenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", Pki().ca_a.cert.c_str(), 1);
+  // tls_server_name alone turns TLS on, with the default roots (it was a
+  // plaintext channel before, which this server refuses). The default roots
+  // are CA A through gRPC's roots variable, which gRPC reads process-wide:
+  // set only in a child — this binary, running the test below.
+  char self[4096];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  ASSERT_GT(n, 0);
+  int rc = -1;
+  const std::string out = testing::RunBinary(
+      "/usr/bin/env",
+      {"GRPC_DEFAULT_SSL_ROOTS_FILE_PATH=" + Pki().ca_a.cert,
+       "MXPOLICY_TEST_DEFAULT_ROOTS_TARGET=" + target_,
+       std::string(self, static_cast<size_t>(n)),
+       "--gtest_filter=ClientDefaultRootsChild.*"},
+      &rc);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("[       OK ] ClientDefaultRootsChild."
+                             "TlsServerNameAloneUsesDefaultRoots"))
+      << out;
+}
+
+// The child half of ClientLibraryTlsOnly (skipped when run directly).
+TEST(ClientDefaultRootsChild, TlsServerNameAloneUsesDefaultRoots) {
+  const char* target = getenv("MXPOLICY_TEST_DEFAULT_ROOTS_TARGET");
+  if (target == nullptr) {
+    GTEST_SKIP() << "runs as a child process of "
+                    "TlsDaemonTest.ClientLibraryTlsOnly";
+  }
   ClientOptions name_only;
-  name_only.target = target_;
+  name_only.target = target;
   name_only.tls_server_name = "localhost";
   name_only.cache_entries = 0;
-  c = Client::Create(name_only);
+  absl::StatusOr<std::unique_ptr<Client>> c = Client::Create(name_only);
   ASSERT_TRUE(c.ok()) << c.status();
-  p = (*c)->Resolve("dane.test", absl::Seconds(15));
-  EXPECT_TRUE(p.ok()) << p.status();
+  absl::StatusOr<Policy> p = (*c)->Resolve("dane.test", absl::Seconds(15));
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->response.domain(), "dane.test");
 }
 
 // Issue 7: the CLI's --tls-ca/--tls-cert/--tls-key against the mTLS server;
@@ -368,6 +509,44 @@ TEST_F(TlsDaemonTest, CliResolveWithTlsFlags) {
       testing::RunBinary(MXPOLICY_CLI_PATH, {"resolve", "--help"}, &rc);
   EXPECT_EQ(rc, 0);
   EXPECT_THAT(help, HasSubstr("--tls-cert=F --tls-key=F"));
+}
+
+// `mxpolicy check`'s Invalidate hint is a grpcurl command for the same
+// connection the CLI made: the CLI's CA, client certificate and server name
+// under TLS, -plaintext only without it.
+TEST_F(TlsDaemonTest, CliCheckInvalidateHintFollowsTransport) {
+  Start(/*mtls=*/true);
+  int rc = -1;
+  std::string out = testing::RunBinary(
+      MXPOLICY_CLI_PATH,
+      {"check", "--server=" + target_, "--tls-ca=" + Pki().ca_a.cert,
+       "--tls-cert=" + Pki().admin.cert, "--tls-key=" + Pki().admin.key,
+       "--tls-server-name=localhost", "--deadline=15s", "dane.test"},
+      &rc);
+  EXPECT_NE(rc, 2) << out;
+  EXPECT_THAT(out, HasSubstr(absl::StrCat(
+                       "grpcurl -cacert ", Pki().ca_a.cert, " -cert ",
+                       Pki().admin.cert, " -key ", Pki().admin.key,
+                       " -servername localhost -d '{\"domain\":\"dane.test\"}' ",
+                       target_, " mxpolicy.v1.PolicyResolver/Invalidate")))
+      << out;
+  EXPECT_THAT(out, Not(HasSubstr("-plaintext")));
+}
+
+TEST_F(TlsDaemonTest, CliCheckInvalidateHintPlaintext) {
+  Start(/*mtls=*/false, "", [](ServerConfig& c) {
+    c.tls_cert.clear();
+    c.tls_key.clear();
+  });
+  int rc = -1;
+  const std::string out = testing::RunBinary(
+      MXPOLICY_CLI_PATH,
+      {"check", "--server=" + target_, "--deadline=15s", "dane.test"}, &rc);
+  EXPECT_NE(rc, 2) << out;
+  EXPECT_THAT(out, HasSubstr(absl::StrCat(
+                       "grpcurl -plaintext -d '{\"domain\":\"dane.test\"}' ",
+                       target_)))
+      << out;
 }
 
 // One socketmap query to mxpolicy-postfix on 127.0.0.1:port; the reply
@@ -481,6 +660,54 @@ TEST(ProbeHealthTest, MirrorsServingStatus) {
   server->Shutdown(absl::ToChronoTime(absl::Now()));
 }
 
+// Watch calls end exactly once however they end: cancelled by the client,
+// cut by the server's shutdown (OnCancel), or both racing with a failed
+// write — gRPC allows one Finish() per reactor. Every stream gets its first
+// status, ends with a non-OK status, and the server shuts down.
+TEST(ProbeHealthTest, WatchEndsOnceOnCancelAndShutdown) {
+  for (int round = 0; round < 5; ++round) {
+    SCOPED_TRACE(round);
+    ProbeHealthService service;
+    service.SetServing(true);
+    grpc::ServerBuilder b;
+    int port = 0;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                       &port);
+    b.RegisterService(&service);
+    std::unique_ptr<grpc::Server> server = b.BuildAndStart();
+    ASSERT_NE(server, nullptr);
+    auto stub = health::Health::NewStub(
+        Channel(absl::StrCat("127.0.0.1:", port),
+                grpc::InsecureChannelCredentials()));
+    constexpr int kStreams = 8;
+    std::vector<std::unique_ptr<grpc::ClientContext>> ctx;
+    std::vector<
+        std::unique_ptr<grpc::ClientReader<health::HealthCheckResponse>>>
+        readers;
+    for (int i = 0; i < kStreams; ++i) {
+      ctx.push_back(std::make_unique<grpc::ClientContext>());
+      ctx.back()->set_deadline(
+          absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+      readers.push_back(stub->Watch(ctx.back().get(), {}));
+      health::HealthCheckResponse first;
+      ASSERT_TRUE(readers.back()->Read(&first));
+      EXPECT_EQ(first.status(), health::HealthCheckResponse::SERVING);
+    }
+    // Half cancelled by their client, at the moment the server goes away.
+    std::thread canceller([&] {
+      for (int i = 0; i < kStreams; i += 2) ctx[i]->TryCancel();
+    });
+    server->Shutdown(absl::ToChronoTime(absl::Now()));
+    canceller.join();
+    for (int i = 0; i < kStreams; ++i) {
+      health::HealthCheckResponse more;
+      EXPECT_FALSE(readers[i]->Read(&more));
+      EXPECT_NE(readers[i]->Finish().error_code(), grpc::StatusCode::OK);
+    }
+    server->Wait();
+  }
+}
+
 // ---- ServerTls: validation and the private copies ---------------------------
 
 // Issue 7: bad files are refused with an error naming the file; a refused
@@ -549,15 +776,116 @@ TEST(ServerTlsTest, ValidatesFilesAndKeepsOldCopyOnBadReload) {
   std::filesystem::remove_all(dir);
 }
 
+// Operator files for an mTLS ServerTls in a fresh directory, and the object.
+struct MtlsCopies {
+  std::string dir, cert, key, ca;
+  std::unique_ptr<ServerTls> tls;
+};
+
+MtlsCopies MakeMtlsServerTls() {
+  MtlsCopies m;
+  m.dir = MakeTempDir("servertls");
+  m.cert = m.dir + "/cert.pem";
+  m.key = m.dir + "/key.pem";
+  m.ca = m.dir + "/client-ca.pem";
+  CopyFile(Pki().server.cert, m.cert);
+  CopyFile(Pki().server.key, m.key);
+  CopyFile(Pki().ca_a.cert, m.ca);
+  ServerTls::Options o;
+  o.cert_file = m.cert;
+  o.key_file = m.key;
+  o.client_ca_file = m.ca;
+  o.tmp_dir = m.dir;
+  absl::StatusOr<std::unique_ptr<ServerTls>> tls = ServerTls::Create(o);
+  EXPECT_TRUE(tls.ok()) << tls.status();
+  if (tls.ok()) m.tls = *std::move(tls);
+  return m;
+}
+
+// Issue 7: a reload that cannot write one of the private copies publishes
+// none of them: writing the identity fails after the client CA was written,
+// and the served client CA and identity are both unchanged. The periodic
+// check tries the same files again (they were never published) and, once
+// writing works, publishes both.
+TEST(ServerTlsTest, FailedWriteLeavesEveryCopyAndIsRetried) {
+  MtlsCopies m = MakeMtlsServerTls();
+  ASSERT_NE(m.tls, nullptr);
+  const std::string copy_dir = m.tls->copy_dir();
+  const std::string served_ca = ReadAll(copy_dir + "/client-ca.pem");
+  const std::string served_identity = ReadAll(copy_dir + "/identity.pem");
+  ASSERT_EQ(served_ca, ReadAll(Pki().ca_a.cert));
+
+  // The identity's temp file cannot be created (a directory is in the way).
+  const std::string blocker = copy_dir + "/.identity.pem.tmp";
+  ASSERT_EQ(mkdir(blocker.c_str(), 0700), 0);
+  CopyFile(Pki().ca_b.cert, m.ca);
+  CopyFile(Pki().node1.cert, m.cert);
+  CopyFile(Pki().node1.key, m.key);
+  absl::Status s = m.tls->Reload();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
+  EXPECT_THAT(s.message(), HasSubstr("identity.pem"));
+  EXPECT_EQ(ReadAll(copy_dir + "/client-ca.pem"), served_ca);
+  EXPECT_EQ(ReadAll(copy_dir + "/identity.pem"), served_identity);
+  EXPECT_FALSE(std::filesystem::exists(copy_dir + "/.client-ca.pem.tmp"));
+  EXPECT_EQ(m.tls->reloads_failed(), 1u);
+
+  // Still failing: the periodic check retries (and counts) the same bytes.
+  absl::StatusOr<bool> changed = m.tls->ReloadIfChanged();
+  EXPECT_EQ(changed.status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(m.tls->reloads_failed(), 2u);
+  EXPECT_EQ(ReadAll(copy_dir + "/client-ca.pem"), served_ca);
+
+  ASSERT_EQ(rmdir(blocker.c_str()), 0);
+  changed = m.tls->ReloadIfChanged();
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_TRUE(*changed);
+  EXPECT_EQ(m.tls->reloads_ok(), 1u);
+  EXPECT_EQ(ReadAll(copy_dir + "/client-ca.pem"), ReadAll(Pki().ca_b.cert));
+  EXPECT_THAT(ReadAll(copy_dir + "/identity.pem"),
+              HasSubstr(ReadAll(Pki().node1.cert)));
+  m.tls.reset();
+  std::filesystem::remove_all(m.dir);
+}
+
+// Issue 7: when the identity cannot be renamed into place after the new
+// client CA was, the previous client CA is put back: the refused reload
+// leaves the served pair as it was.
+TEST(ServerTlsTest, FailedIdentityRenameRestoresClientCa) {
+  MtlsCopies m = MakeMtlsServerTls();
+  ASSERT_NE(m.tls, nullptr);
+  const std::string copy_dir = m.tls->copy_dir();
+  const std::string served_ca = ReadAll(copy_dir + "/client-ca.pem");
+  // rename(2) cannot replace a directory with a file.
+  const std::string identity = copy_dir + "/identity.pem";
+  ASSERT_EQ(unlink(identity.c_str()), 0);
+  ASSERT_EQ(mkdir(identity.c_str(), 0700), 0);
+
+  CopyFile(Pki().ca_b.cert, m.ca);
+  absl::Status s = m.tls->Reload();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
+  EXPECT_THAT(s.message(), HasSubstr("rename"));
+  EXPECT_EQ(ReadAll(copy_dir + "/client-ca.pem"), served_ca);
+  EXPECT_FALSE(std::filesystem::exists(copy_dir + "/.identity.pem.tmp"));
+  EXPECT_FALSE(std::filesystem::exists(copy_dir + "/.client-ca.pem.tmp"));
+  EXPECT_EQ(m.tls->reloads_failed(), 1u);
+
+  ASSERT_EQ(rmdir(identity.c_str()), 0);
+  absl::StatusOr<bool> changed = m.tls->ReloadIfChanged();
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_TRUE(*changed);
+  EXPECT_EQ(ReadAll(copy_dir + "/client-ca.pem"), ReadAll(Pki().ca_b.cert));
+  EXPECT_THAT(ReadAll(identity), HasSubstr("PRIVATE KEY"));
+  m.tls.reset();
+  std::filesystem::remove_all(m.dir);
+}
+
 // ---- mxpolicyd as a process: reload -----------------------------------------
 
-class ReloadProcessTest : public ::testing::Test {
+class ReloadProcessTest : public WorldPkiTest {
  protected:
   void SetUp() override {
-    ASSERT_FALSE(Pki().dir.empty());
-    absl::StatusOr<testing::WorldEnv> env = testing::LoadWorldEnv();
-    ASSERT_TRUE(env.ok()) << env.status();
-    env_ = *env;
+    WorldPkiTest::SetUp();
+    if (HasFatalFailure()) return;
     dir_ = MakeTempDir("reload");
     cert_ = dir_ + "/tls.crt";
     key_ = dir_ + "/tls.key";
@@ -586,26 +914,14 @@ class ReloadProcessTest : public ::testing::Test {
     for (std::string& f : testing::WorldDaemonFlags(env_)) args.push_back(f);
     for (std::string& f : extra) args.push_back(f);
     mkdir((dir_ + "/tmp").c_str(), 0700);
-    pid_ = SpawnLogged(args);
+    // testing::Spawn, through env(1) for TMPDIR and sh(1) for the stderr
+    // redirection; both exec, so pid_ is mxpolicyd's own (signals, exit).
+    std::vector<std::string> spawn = {"/usr/bin/env", "TMPDIR=" + dir_ + "/tmp",
+                                      "/bin/sh", "-c", "exec \"$@\" 2>>\"$0\"",
+                                      dir_ + "/stderr.log"};
+    for (std::string& a : args) spawn.push_back(std::move(a));
+    pid_ = testing::Spawn(spawn, /*quiet=*/true);
     ASSERT_GT(pid_, 0);
-  }
-  pid_t SpawnLogged(const std::vector<std::string>& args) {
-    const std::string log = dir_ + "/stderr.log";
-    const std::string tmp = dir_ + "/tmp";
-    pid_t pid = fork();
-    if (pid == 0) {
-      const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-      dup2(fd, 2);
-      const int null = open("/dev/null", O_WRONLY);
-      dup2(null, 1);
-      setenv("TMPDIR", tmp.c_str(), 1);
-      std::vector<char*> argv;
-      for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    return pid;
   }
   std::string Log() { return ReadAll(dir_ + "/stderr.log"); }
   // The CN of the certificate a new TLS connection sees ("" on failure).
@@ -635,7 +951,6 @@ class ReloadProcessTest : public ::testing::Test {
     return false;
   }
 
-  testing::WorldEnv env_;
   std::string dir_, cert_, key_, target_;
   CertFiles server2_;
   pid_t pid_ = -1;
