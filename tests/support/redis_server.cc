@@ -1,13 +1,12 @@
 #include "tests/support/redis_server.h"
 
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
+#include <stdlib.h>  // mkdtemp
 
 #include <cstdlib>
 #include <filesystem>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -17,11 +16,20 @@
 #include "tests/support/process.h"
 
 namespace mxpolicy::testing {
+namespace {
+
+// $TMPDIR, like the rest of the tests (a read-only / is common in CI).
+std::string TempBase() {
+  const char* tmp = std::getenv("TMPDIR");
+  return tmp != nullptr && *tmp ? tmp : "/tmp";
+}
+
+}  // namespace
 
 RedisServer::RedisServer(std::string password)
     : password_(std::move(password)), port_(FreePort()) {
-  char tmpl[] = "/tmp/mxpolicy-redis-XXXXXX";
-  if (mkdtemp(tmpl) != nullptr) dir_ = tmpl;
+  std::string pattern = absl::StrCat(TempBase(), "/mxpolicy-redis-XXXXXX");
+  if (mkdtemp(pattern.data()) != nullptr) dir_ = std::move(pattern);
 }
 
 RedisServer::~RedisServer() {
@@ -38,7 +46,7 @@ bool RedisServer::Start() {
       "/usr/bin/redis-server", "--port",  absl::StrCat(port_),
       "--bind", "127.0.0.1", "--protected-mode", "no",
       "--save", "", "--appendonly", "no",
-      "--dir", dir_.empty() ? "/tmp" : dir_, "--logfile", "",
+      "--dir", dir_.empty() ? TempBase() : dir_, "--logfile", "",
       "--daemonize", "no"};
   if (!password_.empty()) {
     args.push_back("--requirepass");
@@ -84,33 +92,19 @@ void RedisServer::Resume() {
 }
 
 std::string RedisServer::url(int db) const {
-  return absl::StrCat("redis://",
-                      password_.empty() ? "" : absl::StrCat(":", password_, "@"),
-                      "127.0.0.1:", port_,
+  const std::string userinfo =
+      password_.empty() ? "" : absl::StrCat(":", password_, "@");
+  return absl::StrCat("redis://", userinfo, "127.0.0.1:", port_,
                       db < 0 ? "" : absl::StrCat("/", db));
 }
 
 // An inline PING; with --requirepass an unauthenticated PING gets -NOAUTH,
 // which shows the server is up just as well.
 bool RedisServer::AnswersPing() const {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return false;
-  timeval tv{0, 200 * 1000};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port_));
-  bool up = false;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      send(fd, "PING\r\n", 6, MSG_NOSIGNAL) == 6) {
-    char buf[64];
-    const ssize_t n = recv(fd, buf, sizeof buf, 0);
-    const std::string reply(buf, n > 0 ? static_cast<size_t>(n) : 0);
-    up = absl::StartsWith(reply, "+PONG") || absl::StartsWith(reply, "-NOAUTH");
-  }
-  close(fd);
-  return up;
+  const std::string reply = LoopbackExchange(
+      port_, "PING\r\n", /*first_line_only=*/true, absl::Milliseconds(200));
+  return absl::StartsWith(reply, "+PONG") ||
+         absl::StartsWith(reply, "-NOAUTH");
 }
 
 }  // namespace mxpolicy::testing

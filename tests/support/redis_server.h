@@ -1,7 +1,8 @@
 // RedisServer: a private redis-server (Debian's /usr/bin/redis-server) on
 // 127.0.0.1 and a free port, for integration tests of the L2 tier. No
-// persistence, its own temporary directory; it can be killed, restarted on
-// the same port, and paused (SIGSTOP) to play a hung Redis.
+// persistence, its own temporary directory (under $TMPDIR, else /tmp); it
+// can be killed, restarted on the same port, and paused (SIGSTOP) to play a
+// hung Redis.
 #ifndef MXPOLICY_TESTS_SUPPORT_REDIS_SERVER_H_
 #define MXPOLICY_TESTS_SUPPORT_REDIS_SERVER_H_
 
