@@ -5,6 +5,7 @@
 #include <sys/time.h>
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -88,6 +89,17 @@ void ConsumePendingSigpipe() {
   }
 }
 
+// A decoded get result: counted as a hit and handed to `done`, or the
+// decoder's error returned for the caller to count and complete.
+template <typename T, typename Callback>
+absl::Status Deliver(absl::StatusOr<T> value, std::atomic<uint64_t>& hits,
+                     Callback& done) {
+  if (!value.ok()) return value.status();
+  hits.fetch_add(1);
+  std::move(done)(*std::move(value));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<RedisEndpoint> ParseRedisUrl(absl::string_view url) {
@@ -107,29 +119,35 @@ absl::StatusOr<RedisEndpoint> ParseRedisUrl(absl::string_view url) {
     return absl::InvalidArgumentError(
         "redis URL: query strings and fragments are not supported");
   }
+  // No error below quotes the URL: without its '@' (a typo), the password
+  // would be read as a port, a database or a host.
   RedisEndpoint endpoint;
   // Userinfo ends at the last '@' before the path.
   const size_t at = rest.rfind('@');
-  if (at != absl::string_view::npos) {
+  const bool has_userinfo = at != absl::string_view::npos;
+  if (has_userinfo) {
     const absl::string_view userinfo = rest.substr(0, at);
     rest = rest.substr(at + 1);
     const size_t colon = userinfo.find(':');
-    if (colon == absl::string_view::npos) {
-      return absl::InvalidArgumentError(
-          "redis URL: userinfo without ':' (write :password@ or "
-          "user:password@)");
-    }
     absl::StatusOr<std::string> user =
         PercentDecode(userinfo.substr(0, colon), "user");
     if (!user.ok()) return user.status();
-    absl::StatusOr<std::string> password =
-        PercentDecode(userinfo.substr(colon + 1), "password");
-    if (!password.ok()) return password.status();
-    if (password->empty()) {
-      return absl::InvalidArgumentError("redis URL: empty password");
+    if (colon == absl::string_view::npos) {
+      // "user@": the password comes from elsewhere (Options::password).
+      if (user->empty()) {
+        return absl::InvalidArgumentError("redis URL: empty userinfo");
+      }
+      endpoint.user = *std::move(user);
+    } else {
+      absl::StatusOr<std::string> password =
+          PercentDecode(userinfo.substr(colon + 1), "password");
+      if (!password.ok()) return password.status();
+      if (password->empty()) {
+        return absl::InvalidArgumentError("redis URL: empty password");
+      }
+      endpoint.user = *std::move(user);
+      endpoint.password = *std::move(password);
     }
-    endpoint.user = *std::move(user);
-    endpoint.password = *std::move(password);
   }
   absl::string_view hostport = rest;
   const size_t slash = rest.find('/');
@@ -143,8 +161,8 @@ absl::StatusOr<RedisEndpoint> ParseRedisUrl(absl::string_view url) {
                                 static_cast<unsigned char>(c));
                           });
       if (!digits || !absl::SimpleAtoi(db, &endpoint.db)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "redis URL: database \"", db, "\" is not a number"));
+        return absl::InvalidArgumentError(
+            "redis URL: the database (after '/') is not a number");
       }
     }
   }
@@ -183,8 +201,8 @@ absl::StatusOr<RedisEndpoint> ParseRedisUrl(absl::string_view url) {
     if (!absl::ascii_isalnum(u) && c != '.' && c != '-' && c != ':' &&
         c != '_') {
       return absl::InvalidArgumentError(
-          absl::StrCat("redis URL: bad character in host \"", endpoint.host,
-                       "\""));
+          "redis URL: bad character in the host (letters, digits, '.', "
+          "'-', '_'; an IPv6 address in brackets)");
     }
   }
   if (!port.empty()) {
@@ -195,8 +213,9 @@ absl::StatusOr<RedisEndpoint> ParseRedisUrl(absl::string_view url) {
                         });
     if (!digits || !absl::SimpleAtoi(port, &endpoint.port) ||
         endpoint.port < 1 || endpoint.port > 65535) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("redis URL: bad port \"", port, "\""));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "redis URL: the port is not a number in 1-65535",
+          has_userinfo ? "" : " (a password needs an '@' after it)"));
     }
   }
   return endpoint;
@@ -331,6 +350,12 @@ absl::StatusOr<std::unique_ptr<RedisTier>> RedisTier::Create(
     const Options& options) {
   absl::StatusOr<RedisEndpoint> endpoint = ParseRedisUrl(options.url);
   if (!endpoint.ok()) return endpoint.status();
+  if (!options.password.empty()) endpoint->password = options.password;
+  if (!endpoint->user.empty() && endpoint->password.empty()) {
+    return absl::InvalidArgumentError(
+        "redis URL: a user without a password (give user:password@, or "
+        "user@ and the password apart)");
+  }
   if (options.timeout <= absl::ZeroDuration() || options.workers < 1 ||
       options.workers > 64 || options.max_queue < 1 ||
       options.min_backoff <= absl::ZeroDuration() ||
@@ -350,19 +375,31 @@ RedisTier::RedisTier(const Options& options, RedisEndpoint endpoint)
   }
 }
 
-RedisTier::~RedisTier() {
+RedisTier::~RedisTier() { Stop(); }
+
+void RedisTier::Stop() {
   std::deque<Op> left;
   {
     absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      // A callback run by this Stop() (same thread) must not wait for it.
+      if (stopper_ == std::this_thread::get_id()) return;
+      mu_.Await(absl::Condition(&stopped_));
+      return;
+    }
     stopping_ = true;
+    stopping_flag_.store(true);
+    stopper_ = std::this_thread::get_id();
     left.swap(queue_);
   }
-  for (Op& op : left) {
-    counters_.dropped.fetch_add(1);
-    if (op.policy_done) std::move(op.policy_done)(std::nullopt);
-    if (op.decision_done) std::move(op.decision_done)(std::nullopt);
-  }
+  // No lock held: these callbacks may call the tier, which now refuses
+  // everything inline.
+  for (Op& op : left) Fail(op, counters_.dropped);
+  // Workers see stopping_ before taking more work; one in a command waits
+  // for it, at most until the op's deadline.
   for (std::thread& t : threads_) t.join();
+  absl::MutexLock lock(&mu_);
+  stopped_ = true;
 }
 
 absl::Time RedisTier::ClockNow() const {
@@ -383,7 +420,40 @@ bool RedisTier::HasWorkOrStopping() const {
   return stopping_ || !queue_.empty();
 }
 
+absl::string_view RedisTier::KindName(Op::Kind kind) {
+  switch (kind) {
+    case Op::Kind::kGetPolicy:
+      return "get policy";
+    case Op::Kind::kGetDecision:
+      return "get decision";
+    case Op::Kind::kPut:
+      return "put";
+    case Op::Kind::kForget:
+      return "forget";
+  }
+  return "operation";
+}
+
+void RedisTier::Fail(Op& op, std::atomic<uint64_t>& counter) {
+  counter.fetch_add(1);
+  if (op.policy_done) std::move(op.policy_done)(std::nullopt);
+  if (op.decision_done) std::move(op.decision_done)(std::nullopt);
+}
+
+void RedisTier::NoteRefused(absl::string_view what, absl::string_view domain,
+                            absl::string_view why) {
+  SetLastError(absl::StrCat("redis tier: ", what, " of \"",
+                            absl::CHexEscape(domain.substr(0, 80)),
+                            "\" refused: ", why));
+}
+
 void RedisTier::Enqueue(Op op) {
+  // Checked first: after Stop() nothing is counted as an error or noted.
+  if (stopping_flag_.load()) return Fail(op, counters_.dropped);
+  if (!l2::IsKeySafeDomain(op.domain)) {
+    NoteRefused(KindName(op.kind), op.domain, "not a normalised domain");
+    return Fail(op, counters_.errors);
+  }
   op.deadline = absl::Now() + options_.timeout;
   {
     absl::MutexLock lock(&mu_);
@@ -392,19 +462,10 @@ void RedisTier::Enqueue(Op op) {
       return;
     }
   }
-  counters_.dropped.fetch_add(1);
-  if (op.policy_done) std::move(op.policy_done)(std::nullopt);
-  if (op.decision_done) std::move(op.decision_done)(std::nullopt);
+  Fail(op, counters_.dropped);
 }
 
 void RedisTier::GetPolicy(std::string domain, PolicyCallback done) {
-  if (!l2::IsKeySafeDomain(domain)) {
-    counters_.errors.fetch_add(1);
-    SetLastError(absl::StrCat("redis tier: refused domain \"",
-                              absl::CHexEscape(absl::string_view(domain).substr(0, 80)), "\""));
-    std::move(done)(std::nullopt);
-    return;
-  }
   Op op;
   op.kind = Op::Kind::kGetPolicy;
   op.domain = std::move(domain);
@@ -413,13 +474,6 @@ void RedisTier::GetPolicy(std::string domain, PolicyCallback done) {
 }
 
 void RedisTier::GetDecision(std::string domain, DecisionCallback done) {
-  if (!l2::IsKeySafeDomain(domain)) {
-    counters_.errors.fetch_add(1);
-    SetLastError(absl::StrCat("redis tier: refused domain \"",
-                              absl::CHexEscape(absl::string_view(domain).substr(0, 80)), "\""));
-    std::move(done)(std::nullopt);
-    return;
-  }
   Op op;
   op.kind = Op::Kind::kGetDecision;
   op.domain = std::move(domain);
@@ -428,51 +482,39 @@ void RedisTier::GetDecision(std::string domain, DecisionCallback done) {
 }
 
 void RedisTier::PutPolicy(std::string domain, StoredPolicy policy) {
-  if (policy.expires_at <= ClockNow()) return;
-  absl::StatusOr<std::string> value = l2::EncodePolicy(policy);
-  if (!l2::IsKeySafeDomain(domain) || !value.ok()) {
-    counters_.errors.fetch_add(1);
-    SetLastError(absl::StrCat(
-        "redis tier: policy of \"", absl::CHexEscape(absl::string_view(domain).substr(0, 80)), "\" not stored: ",
-        value.ok() ? "refused domain" : value.status().message()));
-    return;
-  }
-  Op op;
-  op.kind = Op::Kind::kPut;
-  op.key = l2::PolicyKey(domain);
-  op.domain = std::move(domain);
-  op.value = *std::move(value);
-  op.expires_at = policy.expires_at;
-  Enqueue(std::move(op));
+  if (stopping_flag_.load()) return;
+  std::string key = l2::PolicyKey(domain);
+  Put(std::move(domain), std::move(key), "policy", policy.expires_at,
+      l2::EncodePolicy(policy));
 }
 
 void RedisTier::PutDecision(std::string domain, StoredDecision decision) {
-  if (decision.expires_at <= ClockNow()) return;
-  absl::StatusOr<std::string> value = l2::EncodeDecision(decision);
-  if (!l2::IsKeySafeDomain(domain) || !value.ok()) {
+  if (stopping_flag_.load()) return;
+  std::string key = l2::DecisionKey(domain);
+  Put(std::move(domain), std::move(key), "decision", decision.expires_at,
+      l2::EncodeDecision(decision));
+}
+
+void RedisTier::Put(std::string domain, std::string key,
+                    absl::string_view what, absl::Time expires_at,
+                    absl::StatusOr<std::string> value) {
+  if (expires_at <= ClockNow()) return;
+  if (!value.ok()) {
     counters_.errors.fetch_add(1);
-    SetLastError(absl::StrCat(
-        "redis tier: decision of \"", absl::CHexEscape(absl::string_view(domain).substr(0, 80)),
-        "\" not stored: ",
-        value.ok() ? "refused domain" : value.status().message()));
+    NoteRefused(absl::StrCat("put ", what), domain, value.status().message());
     return;
   }
   Op op;
   op.kind = Op::Kind::kPut;
-  op.key = l2::DecisionKey(domain);
   op.domain = std::move(domain);
+  op.key = std::move(key);
   op.value = *std::move(value);
-  op.expires_at = decision.expires_at;
+  op.expires_at = expires_at;
   Enqueue(std::move(op));
 }
 
 void RedisTier::Forget(std::string domain) {
-  if (!l2::IsKeySafeDomain(domain)) {
-    counters_.errors.fetch_add(1);
-    SetLastError(absl::StrCat("redis tier: refused domain \"",
-                              absl::CHexEscape(absl::string_view(domain).substr(0, 80)), "\""));
-    return;
-  }
+  if (stopping_flag_.load()) return;
   Op op;
   op.kind = Op::Kind::kForget;
   op.domain = std::move(domain);
@@ -529,11 +571,9 @@ void RedisTier::WorkerLoop() {
 
 void RedisTier::Run(Connection& conn, Op& op) {
   // Exactly one outcome counter per operation; gets always complete.
-  auto fail = [&](std::atomic<uint64_t>& counter) {
-    counter.fetch_add(1);
-    if (op.policy_done) std::move(op.policy_done)(std::nullopt);
-    if (op.decision_done) std::move(op.decision_done)(std::nullopt);
-  };
+  auto fail = [&op](std::atomic<uint64_t>& counter) { Fail(op, counter); };
+  // Taken just before Stop(): not sent, so Stop() waits for no new command.
+  if (stopping_flag_.load()) return fail(counters_.dropped);
   if (absl::Now() >= op.deadline) return fail(counters_.timeouts);
   if (!conn.connected()) {
     if (absl::Now() < conn.retry_at()) return fail(counters_.unavailable);
@@ -594,27 +634,17 @@ void RedisTier::Run(Connection& conn, Op& op) {
                                   reply->type, ", not a string"));
         return fail(counters_.errors);
       }
+      const absl::string_view text = ReplyText(*reply);
       const absl::Time now = ClockNow();
-      if (policy) {
-        absl::StatusOr<StoredPolicy> value =
-            l2::DecodePolicy(ReplyText(*reply), now);
-        if (!value.ok()) {
-          SetLastError(absl::StrCat("redis GETRANGE ", key, ": ",
-                                    value.status().message()));
-          return fail(counters_.errors);
-        }
-        counters_.policy_hits.fetch_add(1);
-        std::move(op.policy_done)(*std::move(value));
-      } else {
-        absl::StatusOr<StoredDecision> value =
-            l2::DecodeDecision(ReplyText(*reply), now);
-        if (!value.ok()) {
-          SetLastError(absl::StrCat("redis GETRANGE ", key, ": ",
-                                    value.status().message()));
-          return fail(counters_.errors);
-        }
-        counters_.decision_hits.fetch_add(1);
-        std::move(op.decision_done)(*std::move(value));
+      const absl::Status decoded =
+          policy ? Deliver(l2::DecodePolicy(text, now), counters_.policy_hits,
+                           op.policy_done)
+                 : Deliver(l2::DecodeDecision(text, now),
+                           counters_.decision_hits, op.decision_done);
+      if (!decoded.ok()) {
+        SetLastError(
+            absl::StrCat("redis GETRANGE ", key, ": ", decoded.message()));
+        return fail(counters_.errors);
       }
       return;
     }

@@ -33,14 +33,17 @@ struct RedisEndpoint {
   std::string host;  // name, IPv4 literal or IPv6 literal (no brackets)
   int port = 6379;
   std::string user;      // Redis 6 ACL user; empty: "AUTH <password>"
-  std::string password;  // empty: no AUTH
+  std::string password;  // empty: no AUTH (then no user either)
   int db = 0;            // SELECTed when not 0
 };
 
-// Parses redis://[[user]:password@]host[:port][/db]. User and password may
-// be percent-encoded (needed for '@', ':' and '/'); an IPv6 host goes in
-// brackets. INVALID_ARGUMENT naming the problem for anything else, including
-// rediss:// (hiredis 0.14 has no TLS) and unix sockets.
+// Parses redis://[user@ | [user]:password@]host[:port][/db]. User and
+// password may be percent-encoded (needed for '@', ':' and '/'); an IPv6
+// host goes in brackets; "user@" leaves the password to be given apart
+// (RedisTier::Options::password). INVALID_ARGUMENT naming the problem for
+// anything else, including rediss:// (hiredis 0.14 has no TLS) and unix
+// sockets. The message never quotes the URL: a mistyped one may put the
+// password anywhere (redis://user:pw/host has no '@').
 absl::StatusOr<RedisEndpoint> ParseRedisUrl(absl::string_view url);
 
 // Contract: that of SharedTier, with these specifics.
@@ -63,15 +66,22 @@ absl::StatusOr<RedisEndpoint> ParseRedisUrl(absl::string_view url);
 //   expiry in the past read as nullopt and count in stats().errors. Gets
 //   read with GETRANGE up to the largest valid value, so a huge string at
 //   the key costs no more than that; an empty string reads as a miss.
-// - last_error() keeps the latest failure's text (hiredis's or the
-//   decoder's), for the caller to log.
-// Thread-safe. Destruction waits for in-flight commands (at most about
-// `timeout`) and completes queued gets with nullopt; it must not race with
+// - last_error() keeps the latest failure's text (hiredis's, Redis's reply
+//   or the decoder's), for the caller to log. It names the endpoint as
+//   host:port but never carries the user or the password.
+// - Stop(): as SharedTier. A worker that has taken an operation but not yet
+//   sent it completes it with nullopt (dropped); one with a command in
+//   flight waits for it, at most `timeout` (getaddrinfo() aside).
+// Thread-safe. The destructor calls Stop(); it must not race with other
 // calls and must not run inside a callback.
 class RedisTier final : public SharedTier {
  public:
   struct Options {
     std::string url;  // see ParseRedisUrl
+    // Non-empty: the password to AUTH with, replacing the URL's (if any);
+    // used byte for byte (a file's trailing newline is the caller's to
+    // strip). Keeps the secret out of the URL, so out of argv and logs.
+    std::string password;
     absl::Duration timeout = absl::Milliseconds(50);
     int workers = 2;           // threads, and so connections
     size_t max_queue = 4096;   // operations waiting for a worker
@@ -82,8 +92,9 @@ class RedisTier final : public SharedTier {
     const Clock* clock = nullptr;
   };
 
-  // INVALID_ARGUMENT for a bad URL or options. Succeeds when Redis is down:
-  // the workers keep trying in the background.
+  // INVALID_ARGUMENT for a bad URL or options (also a user without any
+  // password). Succeeds when Redis is down: the workers keep trying in the
+  // background.
   static absl::StatusOr<std::unique_ptr<RedisTier>> Create(
       const Options& options);
 
@@ -96,6 +107,7 @@ class RedisTier final : public SharedTier {
   void PutPolicy(std::string domain, StoredPolicy policy) override;
   void PutDecision(std::string domain, StoredDecision decision) override;
   void Forget(std::string domain) override;
+  void Stop() override;
   Stats stats() const override;
 
   // The text of the most recent failure, "" if none yet.
@@ -118,9 +130,21 @@ class RedisTier final : public SharedTier {
 
   RedisTier(const Options& options, RedisEndpoint endpoint);
 
-  // Queues `op`, or completes it at once (nullopt) when the queue is full or
-  // the tier is stopping.
+  // Queues `op` with its deadline, or fails it at once (Fail) when the tier
+  // stopped, the domain is unsafe or the queue is full.
   void Enqueue(Op op);
+  // Validates and queues a put of `value` (an encoding of a `what`) at
+  // `key`; expired values are skipped, refused ones counted as errors.
+  void Put(std::string domain, std::string key, absl::string_view what,
+           absl::Time expires_at, absl::StatusOr<std::string> value);
+  // Counts `op` in `counter` and completes its get, if any, with nullopt.
+  // Must hold no lock: the callback may call the tier.
+  static void Fail(Op& op, std::atomic<uint64_t>& counter);
+  // Says in last_error() why an operation on `domain` was refused before
+  // it reached Redis; the caller counts it.
+  void NoteRefused(absl::string_view what, absl::string_view domain,
+                   absl::string_view why);
+  static absl::string_view KindName(Op::Kind kind);
   void WorkerLoop();
   // Runs `op` on `conn` (a worker's own) and completes it.
   void Run(Connection& conn, Op& op);
@@ -135,6 +159,11 @@ class RedisTier final : public SharedTier {
   mutable absl::Mutex mu_;
   std::deque<Op> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;  // workers joined
+  // The thread running Stop(): a callback it runs may call Stop() again.
+  std::thread::id stopper_ ABSL_GUARDED_BY(mu_);
+  // stopping_, readable without mu_: the fast path of calls after Stop().
+  std::atomic<bool> stopping_flag_{false};
 
   mutable absl::Mutex error_mu_;
   std::string last_error_ ABSL_GUARDED_BY(error_mu_);

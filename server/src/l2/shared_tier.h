@@ -36,8 +36,8 @@ struct StoredDecision {
 // - Nothing blocks the caller. A get's `done` runs exactly once — on a tier
 //   thread, or inline when the tier rejects the operation at once — within
 //   about the configured timeout, even when the backend hangs or is down.
-//   `done` must not block (it may run on one of few tier threads) and must
-//   not destroy the tier.
+//   `done` must not block (it may run on one of few tier threads), must not
+//   destroy the tier, and must not Stop() it from a tier thread.
 // - std::nullopt means "nothing usable": a miss, a backend error, a timeout,
 //   an overloaded tier, or a stored value that failed validation (garbage,
 //   wrong version, expired). The causes are told apart only in stats().
@@ -69,6 +69,22 @@ class SharedTier {
   // invalidation). Fire and forget, like the puts.
   virtual void Forget(std::string domain) = 0;
 
+  // Shuts the tier down ahead of its destruction, for owners whose other
+  // components keep a raw SharedTier* and may still call it (the resolver's
+  // DNS/HTTPS completions while the daemon destroys those adapters):
+  // - afterwards every get completes inline with std::nullopt (counted as
+  //   dropped) and every put or Forget is ignored — no I/O, no thread;
+  // - Stop() completes every queued get with std::nullopt on the calling
+  //   thread, holding no lock: those callbacks may call the tier again (their
+  //   gets complete inline, their puts are ignored, Stop() returns at once);
+  // - it returns once no tier thread runs: a command already in flight
+  //   completes first (its get with its result), which takes at most about
+  //   the tier's timeout; queued work never reaches the backend.
+  // Idempotent: a later call returns at once, a concurrent one from another
+  // thread when the first is done. Not from a `done` running on a tier
+  // thread. The destructor of an implementation calls it.
+  virtual void Stop() = 0;
+
   // Monotonic counters since construction.
   struct Stats {
     uint64_t policy_hits = 0;
@@ -80,7 +96,7 @@ class SharedTier {
     uint64_t errors = 0;
     // Operations whose deadline passed, in the queue or in flight.
     uint64_t timeouts = 0;
-    // Operations refused because the queue was full (or the tier stopping).
+    // Operations refused because the queue was full or the tier stopped.
     uint64_t dropped = 0;
     // Operations that never reached the backend: failed fast during the
     // back-off after a failure, or their own connect attempt failed.
