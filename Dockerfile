@@ -8,6 +8,8 @@
 # the shared libraries the binaries load (tests/docker/dockerfile_test.sh
 # checks the list against ldd of the built binaries), the DNSSEC root trust
 # anchor and the CA store. The Helm chart (helm/mxpolicy) runs this image.
+# Base images are referenced by tag; docs/container.md shows how to pin them
+# by digest for reproducible builds.
 
 # --- build ----------------------------------------------------------------
 FROM debian:12 AS build
@@ -48,4 +50,6 @@ ENV TMPDIR=/tmp
 USER 65532:65532
 # gRPC API, Prometheus metrics.
 EXPOSE 8460 9464
+# IPv4 listeners; arguments given to `docker run` come later and win, e.g.
+# `--listen=[::]:8460 --metrics-listen=[::]:9464` for IPv6.
 ENTRYPOINT ["/usr/local/bin/mxpolicyd", "--listen=0.0.0.0:8460", "--metrics-listen=0.0.0.0:9464"]
