@@ -23,24 +23,18 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 py=python3
 [ -x /usr/bin/python3 ] && py=/usr/bin/python3
 
-# One line per library: BINARY SONAME PATH DIRECT(0/1) PACKAGE.
+# One line per library: BINARY SONAME PATH DIRECT(0/1); the owning package
+# is looked up below, in dpkg's file lists read once (a dpkg -S per library
+# took minutes).
 libs=$(mktemp)
 trap 'rm -f "$libs"' EXIT
 for bin in "$@"; do
   [ -x "$bin" ] || { echo "FAIL: $bin is not a built binary" >&2; exit 1; }
   needed=" $(readelf -d "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ') "
   while read -r soname path; do
-    pkg=""
-    # Merged /usr: dpkg may know the file under /lib or /usr/lib, by the
-    # name ldd gives or by its target.
-    for p in "$path" "$(readlink -f "$path")"; do
-      for q in "$p" "/usr${p#/usr}" "${p#/usr}"; do
-        pkg=$(dpkg -S "$q" 2>/dev/null | head -1 | cut -d: -f1) && [ -n "$pkg" ] && break 2
-      done
-    done
     direct=0
     case "$needed" in *" $soname "*) direct=1 ;; esac
-    echo "$(basename "$bin") $soname $path $direct ${pkg:-?}" >>"$libs"
+    echo "$(basename "$bin") $soname $path $direct" >>"$libs"
   done < <(ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}')
 done
 
@@ -115,9 +109,29 @@ for p in sorted(installed):
         fails.append(f"runtime package {p} is unknown to dpkg and apt here")
 
 closure = depends_closure(installed)
+# File → package from dpkg's lists. Merged /usr: dpkg may know a file under
+# /lib or /usr/lib, by the name ldd gives or by its target.
+owner = {}
+info = "/var/lib/dpkg/info"
+for name in os.listdir(info):
+    if name.endswith(".list"):
+        pkg = name[:-5].split(":")[0]
+        with open(os.path.join(info, name), errors="replace") as f:
+            for entry in f:
+                owner.setdefault(entry.rstrip("\n"), pkg)
+
+def package_of(path):
+    for p in (path, os.path.realpath(path)):
+        bare = p[4:] if p.startswith("/usr/") else p
+        for q in (p, "/usr" + bare, bare):
+            if q in owner:
+                return owner[q]
+    return "?"
+
 checked = 0
 for row in open(libs):
-    binname, soname, path, direct, pkg = row.split()
+    binname, soname, path, direct = row.split()
+    pkg = package_of(path)
     checked += 1
     if pkg == "?":
         fails.append(f"{binname}: {soname} ({path}) belongs to no Debian package")
