@@ -95,4 +95,32 @@ std::string RunBinary(const std::string& binary,
   return out;
 }
 
+std::string LoopbackExchange(int port, absl::string_view request,
+                             bool first_line_only, absl::Duration timeout) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return "";
+  const timeval tv = absl::ToTimeval(timeout);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string reply;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size())) {
+    char buf[65536];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof buf, 0)) > 0) {
+      reply.append(buf, static_cast<size_t>(n));
+      if (first_line_only && reply.find('\n') != std::string::npos) {
+        reply.resize(reply.find('\n') + 1);
+        break;
+      }
+    }
+  }
+  close(fd);
+  return reply;
+}
+
 }  // namespace mxpolicy::testing

@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
 #include "tests/support/world_env.h"
 
 namespace mxpolicy::testing {
@@ -33,6 +36,13 @@ bool WaitServing(const std::string& target);
 // *exit_code.
 std::string RunBinary(const std::string& binary,
                       const std::vector<std::string>& args, int* exit_code);
+
+// Sends `request` to 127.0.0.1:`port` and returns the reply: its first line
+// (through "\n") when `first_line_only`, else everything until the peer
+// closes. "" when the connection fails; waits at most `timeout` for data.
+std::string LoopbackExchange(int port, absl::string_view request,
+                             bool first_line_only,
+                             absl::Duration timeout = absl::Seconds(5));
 
 }  // namespace mxpolicy::testing
 

@@ -4,6 +4,7 @@
 // admission control, Invalidate.
 #include <functional>
 #include <map>
+#include <set>
 #include <optional>
 #include <string>
 #include <utility>
@@ -12,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/fake_shared_tier.h"
 #include "server/src/cache/decision_cache.h"
 #include "server/src/resolver/caching_resolver.h"
 
@@ -94,8 +96,10 @@ class HeldDns : public DnsClient {
     pending_.emplace_back(std::string(name), type, std::move(done));
   }
   // Answers every pending lookup: MX per `mx` (NoData when absent), TXT and
-  // TLSA NXDOMAIN, addresses one insecure A record.
-  void Release(const std::map<std::string, DnsResult>& mx) {
+  // TLSA NXDOMAIN (TXT SERVFAIL for names in `failing_txt`), addresses one
+  // insecure A record.
+  void Release(const std::map<std::string, DnsResult>& mx,
+               const std::set<std::string>& failing_txt = {}) {
     while (!pending_.empty()) {
       auto [name, type, done] = std::move(pending_.front());
       pending_.erase(pending_.begin());
@@ -116,6 +120,9 @@ class HeldDns : public DnsClient {
         a.addresses = {"192.0.2.1"};
       } else if (type == RrType::kAaaa) {
         a.outcome = DnsOutcome::kNoData;
+      } else if (type == RrType::kTxt && failing_txt.contains(name)) {
+        a.outcome = DnsOutcome::kError;
+        a.error = "SERVFAIL";
       } else {
         a.outcome = DnsOutcome::kNxDomain;
       }
@@ -149,6 +156,11 @@ DnsResult MxOf(std::string host, absl::Duration ttl = absl::Seconds(300)) {
 
 class CachingResolverTest : public ::testing::Test {
  protected:
+  explicit CachingResolverTest(SharedTier* tier = nullptr)
+      : resolver_(dns_, https_, store_, PolicyResolver::Options(), tier),
+        caching_(resolver_, cache_, store_, {.max_cold_resolutions = 2},
+                 tier) {}
+
   struct Got {
     std::optional<absl::StatusOr<v1::ResolveResponse>> value;
   };
@@ -170,10 +182,9 @@ class CachingResolverTest : public ::testing::Test {
   HeldDns dns_;
   NoFetch https_;
   sts::PolicyStore store_{clock_};
-  PolicyResolver resolver_{dns_, https_, store_, PolicyResolver::Options()};
+  PolicyResolver resolver_;
   DecisionCache cache_{clock_, {.shards = 4, .max_entries = 100}};
-  CachingResolver caching_{resolver_, cache_, store_,
-                           {.max_cold_resolutions = 2}};
+  CachingResolver caching_;
 };
 
 TEST_F(CachingResolverTest, SecondAskIsACacheHitWithRemainingTtl) {
@@ -301,6 +312,113 @@ TEST_F(CachingResolverTest, InvalidateDropsDecisionAndPolicy) {
   EXPECT_FALSE(Ask("i.example")->value.has_value());  // a miss again
   EXPECT_EQ(caching_.Invalidate("[bad]").status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// ---- with the shared L2 tier (DESIGN.md "Caching" L2; issue 7) ----
+
+class CachingResolverTierTest : public CachingResolverTest {
+ protected:
+  // tier_ is only stored by the base here, used once it is constructed.
+  CachingResolverTierTest() : CachingResolverTest(&tier_) {}
+
+  // A decision as another replica would have shared it.
+  StoredDecision Shared(const std::string& domain, v1::Decision decision,
+                        absl::Duration left = absl::Seconds(100)) {
+    v1::ResolveResponse r;
+    r.set_domain(domain);
+    r.set_decision(decision);
+    r.set_source(v1::SOURCE_FRESH);
+    r.add_mx_hosts()->set_hostname("mx." + domain);
+    return StoredDecision{r.SerializeAsString(), clock_.Now() + left};
+  }
+
+  testing::FakeSharedTier tier_;
+};
+
+TEST_F(CachingResolverTierTest, SharedDecisionAnswersWithoutResolving) {
+  tier_.decisions["t.example"] = Shared("t.example", v1::DECISION_DANE);
+  auto got = Ask("T.example");
+  ASSERT_TRUE(got->value && got->value->ok()) << "the fake tier answers inline";
+  EXPECT_EQ((*got->value)->decision(), v1::DECISION_DANE);
+  EXPECT_EQ((*got->value)->source(), v1::SOURCE_CACHE);
+  EXPECT_EQ((*got->value)->ttl().seconds(), 100);
+  EXPECT_EQ(dns_.lookups("t.example", RrType::kMx), 0);
+  // Kept in L1 for its remaining time: the next ask does not reach the tier.
+  clock_.Advance(absl::Seconds(40));
+  auto again = Ask("t.example");
+  ASSERT_TRUE(again->value.has_value());
+  EXPECT_EQ((*again->value)->ttl().seconds(), 60);
+  EXPECT_EQ(tier_.decision_gets, 1);
+}
+
+// What Redis returns is untrusted: anything but a current answer for this
+// very domain with a final decision is ignored and the domain is resolved.
+TEST_F(CachingResolverTierTest, UnfitSharedDecisionsAreResolvedAfresh) {
+  sts::Policy enforce;
+  enforce.mode = sts::Mode::kEnforce;
+  enforce.mx = {"mx.e.example"};
+  enforce.max_age = absl::Hours(24);
+  store_.FetchSucceeded("e.example", "1", enforce);
+  StoredDecision provisional = Shared("p.example", v1::DECISION_NONE);
+  {
+    v1::ResolveResponse r;
+    r.ParseFromString(provisional.response);
+    r.set_provisional(true);
+    provisional.response = r.SerializeAsString();
+  }
+  const std::map<std::string, StoredDecision> unfit = {
+      {"a.example", Shared("other.example", v1::DECISION_DANE)},
+      {"b.example", Shared("b.example", v1::DECISION_TEMPFAIL)},
+      {"c.example", Shared("c.example", v1::DECISION_UNSPECIFIED)},
+      {"d.example", {"\xff\xff not a message", clock_.Now() + absl::Hours(1)}},
+      {"x.example", Shared("x.example", v1::DECISION_DANE, absl::ZeroDuration())},
+      // would weaken the enforce policy this replica holds
+      {"e.example", Shared("e.example", v1::DECISION_NONE)},
+      {"p.example", provisional},
+  };
+  for (const auto& [domain, stored] : unfit) {
+    tier_.decisions[domain] = stored;
+    auto got = Ask(domain);
+    EXPECT_FALSE(got->value.has_value()) << domain << ": must resolve";
+    dns_.Release({{domain, MxOf("mx." + domain)}});
+    ASSERT_TRUE(got->value && got->value->ok()) << domain;
+    EXPECT_EQ((*got->value)->source(), v1::SOURCE_FRESH) << domain;
+    EXPECT_EQ(dns_.lookups(domain, RrType::kMx), 1) << domain;
+  }
+}
+
+TEST_F(CachingResolverTierTest, FreshDecisionsAreSharedFallbacksAreNot) {
+  auto ok = Ask("s.example");
+  dns_.Release({{"s.example", MxOf("mx.s.example")}});
+  ASSERT_EQ(tier_.put_decisions.size(), 1u);
+  EXPECT_EQ(tier_.put_decisions[0].first, "s.example");
+  EXPECT_EQ(tier_.put_decisions[0].second.expires_at,
+            clock_.Now() + absl::Seconds(300));
+  v1::ResolveResponse shared;
+  ASSERT_TRUE(shared.ParseFromString(tier_.put_decisions[0].second.response));
+  EXPECT_EQ(shared.domain(), "s.example");
+
+  // TEMPFAIL: not shared.
+  DnsAnswer servfail;
+  servfail.outcome = DnsOutcome::kError;
+  servfail.error = "SERVFAIL";
+  Ask("t.example");
+  dns_.Release({{"t.example", servfail}});
+  // NONE only because the _mta-sts TXT lookup failed: provisional, briefly
+  // cached, not shared (issue 7; RFC 8461 §3.3).
+  auto fallback = Ask("f.example");
+  dns_.Release({{"f.example", MxOf("mx.f.example")}}, {"_mta-sts.f.example"});
+  ASSERT_TRUE(fallback->value && fallback->value->ok());
+  EXPECT_EQ((*fallback->value)->decision(), v1::DECISION_NONE);
+  EXPECT_TRUE((*fallback->value)->provisional());
+  EXPECT_EQ((*fallback->value)->ttl().seconds(), 30);
+  EXPECT_EQ(tier_.put_decisions.size(), 1u);
+  EXPECT_FALSE((*ok->value)->provisional());
+}
+
+TEST_F(CachingResolverTierTest, InvalidateForgetsInTheTier) {
+  ASSERT_TRUE(caching_.Invalidate("Z.example.").ok());
+  EXPECT_THAT(tier_.forgotten, ::testing::ElementsAre("z.example"));
 }
 
 }  // namespace

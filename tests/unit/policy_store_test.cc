@@ -197,5 +197,35 @@ TEST_F(PolicyStoreTest, ForgetDropsPolicyAndBackoff) {
   EXPECT_TRUE(store_.Plan("d.example", Valid("2")).fetch);
 }
 
+// A policy another replica fetched (the L2 tier, issue 7): kept as fetched
+// then, so its expiry and daily refresh follow the original fetch (D1, D5);
+// never over a policy fetched later here; never when already expired.
+TEST_F(PolicyStoreTest, RestoreKeepsTheNewerPolicy) {
+  const absl::Time fetched = clock_.Now() - absl::Hours(20);
+  CachedPolicy shared{"1", Make(Mode::kEnforce, absl::Hours(48)), fetched,
+                      fetched + absl::Hours(48)};
+  EXPECT_TRUE(store_.Restore("d.example", shared));
+  ASSERT_TRUE(store_.Get("d.example").has_value());
+  EXPECT_EQ(store_.Get("d.example")->fetched_at, fetched);
+  EXPECT_FALSE(store_.Plan("d.example", Valid("1")).fetch) << "id unchanged";
+  clock_.Advance(absl::Hours(5));  // 25 h after the original fetch
+  EXPECT_TRUE(store_.Plan("d.example", Valid("1")).refresh) << "D5: daily";
+
+  CachedPolicy older = shared;
+  older.id = "0";
+  older.fetched_at -= absl::Hours(1);
+  EXPECT_FALSE(store_.Restore("d.example", older));
+  EXPECT_EQ(store_.Get("d.example")->id, "1");
+
+  store_.FetchSucceeded("e.example", "2", Make(Mode::kTesting, absl::Hours(48)));
+  EXPECT_FALSE(store_.Restore("e.example", shared)) << "fetched here later";
+  EXPECT_EQ(store_.Get("e.example")->policy.mode, Mode::kTesting);
+
+  CachedPolicy expired = shared;
+  expired.expires_at = clock_.Now();
+  EXPECT_FALSE(store_.Restore("f.example", expired));
+  EXPECT_FALSE(store_.Get("f.example").has_value());
+}
+
 }  // namespace
 }  // namespace mxpolicy::sts

@@ -12,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/fake_shared_tier.h"
 #include "server/src/resolver/policy_resolver.h"
 
 namespace mxpolicy {
@@ -438,6 +439,8 @@ TEST_F(ResolverTest, A9_DiscoveryFailureFlag) {
   servfail.error = "SERVFAIL";
   dns_.Set("_mta-sts.f9.example", RrType::kTxt, servfail);
   EXPECT_EQ(Resolve("f9.example")->decision(), v1::DECISION_NONE);
+  // NONE because discovery failed, not because there is no policy.
+  EXPECT_TRUE(Resolve("f9.example")->provisional());
   PolicyResolver strict(
       dns_, https_, store_,
       PolicyResolver::Options{.sts_discovery_failure_tempfail = true});
@@ -475,6 +478,114 @@ TEST_F(ResolverTest, TlsRptRuaIsReported) {  // SPEC H1
   dns_.Set("_smtp._tls.r.example", RrType::kTxt, txt);
   absl::StatusOr<v1::ResolveResponse> r = Resolve("r.example");
   EXPECT_THAT(r->tlsrpt_rua(), ::testing::ElementsAre("mailto:tls@r.example"));
+}
+
+// A policy whose fetch fails (no policy cached) gives a provisional NONE;
+// a domain without MTA-STS gives a plain one.
+TEST_F(ResolverTest, FailedFetchWithoutCachedPolicyIsProvisional) {  // SPEC D4
+  dns_.Set("q.example", RrType::kMx,
+           Mx({{10, "mx1.s.example"}}, DnssecState::kInsecure));
+  dns_.Set("mx1.s.example", RrType::kA,
+           Addr("192.0.2.1", DnssecState::kInsecure));
+  dns_.Set("mx1.s.example", RrType::kAaaa,
+           Answer(DnsOutcome::kNoData, DnssecState::kInsecure));
+  EXPECT_FALSE(Resolve("q.example")->provisional()) << "no TXT: no MTA-STS";
+  StsPolicy("q.example", "1", kEnforce);
+  https_.Serve("mta-sts.q.example", "", 500);
+  absl::StatusOr<v1::ResolveResponse> r = Resolve("q.example");
+  EXPECT_EQ(r->decision(), v1::DECISION_NONE);
+  EXPECT_TRUE(r->provisional()) << r->reason();
+}
+
+// ---- the shared L2 tier (DESIGN.md "Caching" L2; RFC 8461 §10.2) ----
+
+class ResolverTierTest : public ResolverTest {
+ protected:
+  ResolverTierTest() {
+    dns_.Set("t.example", RrType::kMx,
+             Mx({{10, "mx1.s.example"}}, DnssecState::kInsecure));
+    dns_.Set("mx1.s.example", RrType::kA,
+             Addr("192.0.2.1", DnssecState::kInsecure));
+    dns_.Set("mx1.s.example", RrType::kAaaa,
+             Answer(DnsOutcome::kNoData, DnssecState::kInsecure));
+  }
+  // The policy as another replica fetched it an hour ago.
+  StoredPolicy Shared(std::string id = "5", std::string body = kEnforce) {
+    const absl::Time fetched = clock_.Now() - absl::Hours(1);
+    return StoredPolicy{std::move(id), std::move(body), fetched,
+                        fetched + absl::Seconds(86400)};
+  }
+  absl::StatusOr<v1::ResolveResponse> ResolveWithTier(absl::string_view d) {
+    std::optional<absl::StatusOr<v1::ResolveResponse>> result;
+    tiered_.Resolve(d, [&](absl::StatusOr<v1::ResolveResponse> r) {
+      result = std::move(r);
+    });
+    if (!result) return absl::InternalError("did not complete");
+    return *std::move(result);
+  }
+
+  testing::FakeSharedTier tier_;
+  PolicyResolver tiered_{dns_, https_, store_,
+                         PolicyResolver::Options{.sts_https_port = 8443},
+                         &tier_};
+};
+
+TEST_F(ResolverTierTest, SharedPolicySparesTheFetch) {
+  StsPolicy("t.example", "5", kEnforce);
+  tier_.policies["t.example"] = Shared();
+  absl::StatusOr<v1::ResolveResponse> r = ResolveWithTier("t.example");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->decision(), v1::DECISION_STS_ENFORCE) << r->reason();
+  EXPECT_EQ(https_.fetches(), 0);
+  ASSERT_TRUE(store_.Get("t.example").has_value());
+  EXPECT_EQ(store_.Get("t.example")->id, "5");
+  // Held now: the next resolution does not ask the tier again.
+  EXPECT_TRUE(ResolveWithTier("t.example").ok());
+  EXPECT_EQ(tier_.policy_gets, 1);
+}
+
+// A replica restarted after the domain withdrew its TXT record still
+// enforces the policy the fleet had cached (RFC 8461 §10.2; SPEC D3).
+TEST_F(ResolverTierTest, SharedPolicyOutlivesTheTxtRecord) {
+  tier_.policies["t.example"] = Shared();  // no TXT record published
+  absl::StatusOr<v1::ResolveResponse> r = ResolveWithTier("t.example");
+  EXPECT_EQ(r->decision(), v1::DECISION_STS_ENFORCE) << r->reason();
+  EXPECT_THAT(r->reason(), HasSubstr("until it expires"));
+}
+
+// Redis content is re-checked like HTTPS and DNS content: the policy
+// grammar (SPEC C), the id grammar (SPEC A5), a lifetime within max_age.
+TEST_F(ResolverTierTest, UnfitSharedPoliciesAreIgnored) {
+  StsPolicy("t.example", "5", kEnforce);
+  StoredPolicy too_long = Shared();
+  too_long.expires_at = too_long.fetched_at + absl::Hours(48);
+  StoredPolicy future = Shared();
+  future.fetched_at = clock_.Now() + absl::Hours(1);
+  future.expires_at = future.fetched_at + absl::Hours(24);
+  const std::vector<StoredPolicy> unfit = {
+      Shared("5", "version: STSv1\r\nmode: enforce\r\n"),  // no mx, max_age
+      Shared("5!", kEnforce), Shared("", kEnforce),
+      Shared(std::string(33, 'a'), kEnforce), too_long, future};
+  int fetches = 0;
+  for (const StoredPolicy& p : unfit) {
+    store_.Forget("t.example");
+    tier_.policies["t.example"] = p;
+    absl::StatusOr<v1::ResolveResponse> r = ResolveWithTier("t.example");
+    EXPECT_EQ(r->decision(), v1::DECISION_STS_ENFORCE);
+    EXPECT_EQ(https_.fetches(), ++fetches) << "id " << p.id << ": fetched";
+  }
+}
+
+TEST_F(ResolverTierTest, FetchedPoliciesAreShared) {
+  StsPolicy("t.example", "5", kEnforce);
+  ASSERT_EQ(ResolveWithTier("t.example")->decision(),
+            v1::DECISION_STS_ENFORCE);
+  ASSERT_EQ(tier_.put_policies.size(), 1u);
+  const StoredPolicy& p = tier_.put_policies[0].second;
+  EXPECT_EQ(tier_.put_policies[0].first, "t.example");
+  EXPECT_EQ(p.id, "5");
+  EXPECT_EQ(p.body, kEnforce);  // the raw body: readers parse it again
+  EXPECT_EQ(p.expires_at - p.fetched_at, absl::Seconds(86400));
 }
 
 }  // namespace

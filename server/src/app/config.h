@@ -43,6 +43,9 @@ struct ServerConfig {
   size_t max_cold_resolutions = 1000;
   // How long SIGTERM waits for in-flight calls before cancelling them.
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // Client connections are closed (with a grace period) after this age, so
+  // clients re-resolve and spread over replicas added meanwhile.
+  absl::Duration max_connection_age = absl::Minutes(5);
 
   // Observability. Prometheus text exposition at http://<metrics_listen>/metrics
   // (empty: no metrics listener).
@@ -66,6 +69,8 @@ struct ServerConfig {
 
   // Optional shared L2 tier: redis://[:password@]host[:port][/db] (empty: off).
   std::string redis_url;
+  // A file holding the Redis password (keeps it off the command line).
+  std::string redis_password_file;
   // Time limit for one Redis operation; beyond it L1 + DNS/HTTPS answer.
   absl::Duration redis_timeout = absl::Milliseconds(50);
 };

@@ -5,7 +5,13 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <fstream>
+#include <sstream>
+
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "server/src/app/instrumentation.h"
 #include "server/src/cache/decision_cache.h"
@@ -74,8 +80,21 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
 
   d->clock_ = std::make_unique<RealClock>();
   if (!config.redis_url.empty()) {
+    std::string password;
+    if (!config.redis_password_file.empty()) {
+      std::ifstream in(config.redis_password_file);
+      std::stringstream text;
+      text << in.rdbuf();
+      if (!in) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--redis-password-file: cannot read ",
+                         config.redis_password_file));
+      }
+      password = std::string(absl::StripAsciiWhitespace(text.str()));
+    }
     absl::StatusOr<std::unique_ptr<RedisTier>> tier = RedisTier::Create(
         {.url = config.redis_url,
+         .password = std::move(password),
          .timeout = config.redis_timeout,
          .clock = d->clock_.get()});
     if (!tier.ok()) return tier.status();
@@ -137,6 +156,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
   grpc::ServerBuilder builder;
   // A stale server must not silently share the port (STYLE.md).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Long-lived client channels would otherwise never see new replicas.
+  builder.AddChannelArgument(
+      GRPC_ARG_MAX_CONNECTION_AGE_MS,
+      static_cast<int>(std::min<int64_t>(
+          absl::ToInt64Milliseconds(config.max_connection_age), INT32_MAX)));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 30000);
   builder.AddListeningPort(config.listen, d->tls_->credentials(), &d->port_);
   builder.RegisterService(d->service_.get());
   for (grpc::Service* service : extra_services) builder.RegisterService(service);
@@ -243,8 +268,10 @@ Daemon::~Daemon() {
   tls_.reset();
   service_.reset();
   // The tier completes its queued lookups as misses, which go on into the
-  // resolver and the adapters: before them.
-  tier_.reset();
+  // resolver and the adapters: before them. Stopped, it answers every later
+  // call (from the adapters' completions below) inline and stores nothing;
+  // it is destroyed only after everything that holds a pointer to it.
+  if (tier_ != nullptr) tier_->Stop();
   dns_.reset();
   https_.reset();
   dns_instrumented_.reset();
@@ -253,6 +280,7 @@ Daemon::~Daemon() {
   cache_.reset();
   resolver_.reset();
   store_.reset();
+  tier_.reset();
   clock_.reset();
   request_metrics_.reset();
   metrics_.reset();

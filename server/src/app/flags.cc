@@ -173,6 +173,12 @@ std::vector<Flag> ServerFlags(ServerConfig& c) {
        "On SIGTERM/SIGINT, how long in-flight calls may run before they are "
        "cancelled.",
        dur(d.shutdown_grace), SetDuration(c.shutdown_grace, "shutdown-grace")},
+      {"max-connection-age",
+       "Close each client connection after this age (in-flight calls get "
+       "another 30s), so clients re-resolve the service name and spread over "
+       "replicas added since they connected (autoscaling).",
+       dur(d.max_connection_age),
+       SetDuration(c.max_connection_age, "max-connection-age")},
       {"metrics-listen",
        "HTTP listen address host:port of the Prometheus metrics endpoint "
        "(GET /metrics). Empty: no metrics listener.",
@@ -257,6 +263,11 @@ std::vector<Flag> ServerFlags(ServerConfig& c) {
        "policies (until max_age) and decisions (until their TTL) are shared "
        "by replicas and survive restarts. Empty: L1 only.",
        "\"\"", SetString(c.redis_url)},
+      {"redis-password-file",
+       "File holding the Redis password (surrounding whitespace ignored); "
+       "it keeps the password out of the command line. Overrides a password "
+       "in --redis.",
+       "\"\"", SetString(c.redis_password_file)},
       {"redis-timeout",
        "Time limit for one Redis operation; slower answers are ignored and "
        "the service answers from L1, DNS and HTTPS.",

@@ -116,7 +116,8 @@ void RegisterComponentMetrics(metrics::Registry& registry,
                        });
   registry.AddCallback(
       "mxpolicy_cache_misses_total",
-      "Decision cache misses that started a resolution (joins not counted).",
+      "Decision cache misses that started a resolution or an L2 lookup "
+      "(calls joining one are counted as single-flight joins).",
       Type::kCounter, [c] {
         return Samples{Value(static_cast<double>(c->counters().misses))};
       });
@@ -146,10 +147,10 @@ void RegisterComponentMetrics(metrics::Registry& registry,
       "mxpolicy_refresh_attempts_total",
       "Background refreshes started: decisions (refresh-ahead) and MTA-STS "
       "policies (daily refresh or TXT id change).",
-      Type::kCounter, [c, ps] {
+      Type::kCounter, [c, f = &fetcher] {
         return Samples{Value(static_cast<double>(c->counters().refreshes),
                              {{"kind", "decision"}}),
-                       Value(static_cast<double>(ps->refresh_attempts()),
+                       Value(static_cast<double>(f->refreshes_started()),
                              {{"kind", "policy"}})};
       });
   registry.AddCallback(

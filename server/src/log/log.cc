@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
@@ -128,7 +129,10 @@ LogLine& LogLine::Add(absl::string_view key, uint64_t value) {
 }
 
 LogLine& LogLine::Add(absl::string_view key, double value) {
-  if (enabled_) AddRaw(key, absl::StrFormat("%.6g", value));
+  if (!enabled_) return *this;
+  // JSON has no inf or nan: those go as strings.
+  if (!std::isfinite(value)) return Add(key, absl::StrFormat("%g", value));
+  AddRaw(key, absl::StrFormat("%.6g", value));
   return *this;
 }
 

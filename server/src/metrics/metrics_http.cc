@@ -14,6 +14,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -29,10 +30,25 @@ absl::StatusOr<std::string> ListenOption(absl::string_view listen) {
     return absl::InvalidArgumentError(absl::StrCat(
         "metrics listen address \"", listen, "\": want host:port"));
   }
+  // civetweb would read "a:1,b:2" or "+9464" as several or other
+  // listeners: only one plain IPv4 address or one bracketed IPv6 address.
   absl::string_view host = listen.substr(0, colon);
-  if (host.front() == '[' && host.back() != ']') {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "metrics listen address \"", listen, "\": unbalanced brackets"));
+  const bool v6 = host.size() > 2 && host.front() == '[' && host.back() == ']';
+  if (v6) host = host.substr(1, host.size() - 2);
+  for (char c : host) {
+    const bool ok = absl::ascii_isxdigit(static_cast<unsigned char>(c)) ||
+                    c == '.' || (v6 && c == ':');
+    if (!ok) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "metrics listen address \"", listen,
+          "\": want an IPv4 address or a bracketed IPv6 address, and a port"));
+    }
+  }
+  for (char c : listen.substr(colon + 1)) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "metrics listen address \"", listen, "\": bad port"));
+    }
   }
   return std::string(listen);
 }

@@ -35,6 +35,9 @@ CachingResolver::CachingResolver(PolicyResolver& resolver,
 absl::Duration CachingResolver::CacheTtl(
     const v1::ResolveResponse& response) const {
   const absl::Duration dns = absl::Seconds(response.ttl().seconds());
+  if (response.provisional()) {
+    return std::min(options_.tempfail_ttl, options_.max_ttl);
+  }
   switch (response.decision()) {
     case v1::DECISION_TEMPFAIL:
     case v1::DECISION_UNSPECIFIED:
@@ -130,6 +133,16 @@ void CachingResolver::Launch(const std::string& domain, bool ask_tier) {
                     });
 }
 
+bool CachingResolver::WeakerThanLocalPolicy(
+    const v1::ResolveResponse& response) const {
+  // Redis is trusted infrastructure, but a shared answer never overrides an
+  // `enforce` policy this replica holds itself: such a domain resolves here.
+  std::optional<sts::CachedPolicy> local = store_.Get(response.domain());
+  return local.has_value() && local->policy.mode == sts::Mode::kEnforce &&
+         (response.decision() == v1::DECISION_NONE ||
+          response.decision() == v1::DECISION_STS_TESTING);
+}
+
 bool CachingResolver::CompleteFromTier(const std::string& domain,
                                        const StoredDecision& stored) {
   // Another replica's answer, read back from Redis: untrusted until it
@@ -141,7 +154,8 @@ bool CachingResolver::CompleteFromTier(const std::string& domain,
       !response.ParseFromString(stored.response) ||
       response.domain() != domain ||
       response.decision() == v1::DECISION_UNSPECIFIED ||
-      response.decision() == v1::DECISION_TEMPFAIL) {
+      response.decision() == v1::DECISION_TEMPFAIL || response.provisional() ||
+      WeakerThanLocalPolicy(response)) {
     return false;
   }
   response.mutable_ttl()->set_seconds(absl::ToInt64Seconds(remaining));
@@ -156,7 +170,8 @@ bool CachingResolver::CompleteFromTier(const std::string& domain,
 void CachingResolver::Complete(const std::string& domain,
                                absl::StatusOr<v1::ResolveResponse> result) {
   const bool failed =
-      !result.ok() || result->decision() == v1::DECISION_TEMPFAIL;
+      !result.ok() || result->decision() == v1::DECISION_TEMPFAIL ||
+      result->provisional();
   absl::StatusOr<std::string> wire;
   if (result.ok()) {
     const absl::Duration ttl = CacheTtl(*result);

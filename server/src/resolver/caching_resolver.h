@@ -93,6 +93,8 @@ class CachingResolver {
   // An answer from the L2 tier, if it is valid and current: serves the
   // flight and returns true.
   bool CompleteFromTier(const std::string& domain, const StoredDecision& stored);
+  // True when `response` would weaken an `enforce` policy held in the store.
+  bool WeakerThanLocalPolicy(const v1::ResolveResponse& response) const;
   void Complete(const std::string& domain,
                 absl::StatusOr<v1::ResolveResponse> result);
   // Hands `wire` to the flight's waiters and ends the flight.

@@ -17,9 +17,10 @@ bool IsTlsError(FetchError e) {
 }
 
 constexpr const char* kFailureKinds[] = {
-    "policy_host_dns", "https_connect",  "https_timeout",    "https_tls",
-    "https_too_large", "https_protocol", "https_internal",   "https_status",
-    "https_media_type", "policy_syntax"};
+    "policy_host_no_address", "https_connect",  "https_timeout",
+    "https_tls",              "https_too_large", "https_protocol",
+    "https_internal",         "https_status",    "https_media_type",
+    "policy_syntax"};
 
 // The metrics kind of a failed exchange (see PolicyFetcher::failures).
 const char* FailureKind(const FetchResult& r) {
@@ -84,6 +85,10 @@ void PolicyFetcher::Fetch(absl::string_view domain, absl::string_view id,
     waiters.push_back(std::move(done));
     if (first) ++started_;
   }
+  // A fetch for a domain that has a policy: a daily refresh or an id change.
+  if (first && store_.Get(domain).has_value()) {
+    refreshes_started_.fetch_add(1, std::memory_order_relaxed);
+  }
   if (first) Start(std::string(domain), std::string(id));
 }
 
@@ -138,9 +143,9 @@ void PolicyFetcher::Start(std::string domain, std::string id) {
         }
       }
       if (!request) {
-        {
+        if (error == "no address") {  // failed lookups: counted as DNS errors
           absl::MutexLock lock(&mu_);
-          ++failures_["policy_host_dns"];
+          ++failures_["policy_host_no_address"];
         }
         Complete(domain, id,
                  {false, std::nullopt,

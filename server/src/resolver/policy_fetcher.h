@@ -8,6 +8,7 @@
 #ifndef MXPOLICY_RESOLVER_POLICY_FETCHER_H_
 #define MXPOLICY_RESOLVER_POLICY_FETCHER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -58,8 +59,15 @@ class PolicyFetcher {
   // Fetches started (not joined) since creation; for tests and metrics.
   uint64_t fetches_started() const;
 
-  // Failed fetches since creation by kind, for metrics: "policy_host_dns"
-  // (mta-sts.<domain> has no usable address), "https_connect",
+  // Fetches started for a domain that already had a policy (daily refresh
+  // or TXT id change) since creation.
+  uint64_t refreshes_started() const {
+    return refreshes_started_.load(std::memory_order_relaxed);
+  }
+
+  // Failed fetches since creation by kind, for metrics:
+  // "policy_host_no_address" (mta-sts.<domain> has no address; failed
+  // lookups are counted as DNS errors by the DNS layer), "https_connect",
   // "https_timeout", "https_tls", "https_too_large", "https_protocol",
   // "https_internal", "https_status" (not 200), "https_media_type",
   // "policy_syntax". Every kind is listed, counted or not.
@@ -82,6 +90,7 @@ class PolicyFetcher {
       ABSL_GUARDED_BY(mu_);
   uint64_t started_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_map<std::string, uint64_t> failures_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> refreshes_started_{0};
 };
 
 // Classifies an HTTP exchange and parses the body (SPEC B5, B7, B11, C):

@@ -227,6 +227,7 @@ class Resolution : public std::enable_shared_from_this<Resolution> {
   std::optional<DnsResult> sts_txt_ ABSL_GUARDED_BY(mu_);
   std::optional<sts::CachedPolicy> policy_ ABSL_GUARDED_BY(mu_);
   bool txt_failed_ ABSL_GUARDED_BY(mu_) = false;
+  bool fetch_failed_ ABSL_GUARDED_BY(mu_) = false;
   absl::Duration txt_ttl_ ABSL_GUARDED_BY(mu_) = absl::InfiniteDuration();
   std::string sts_note_ ABSL_GUARDED_BY(mu_);
   // TLSRPT branch.
@@ -359,6 +360,7 @@ void Resolution::OnStsTxt(DnsResult txt) {
                      self->policy_ = outcome.ok ? outcome.policy
                                                 : self->store_.Get(self->domain_);
                      if (!outcome.ok) {
+                       self->fetch_failed_ = true;
                        absl::StrAppend(&self->sts_note_, "; policy fetch: ",
                                        outcome.detail);
                      }
@@ -458,6 +460,9 @@ void Resolution::Finish() {
                               "tempfail; ", reason);
       } else {
         decision = v1::DECISION_NONE;
+        // Without a policy because discovery failed, not because there is
+        // none: a fallback for now, not a fact to cache or share.
+        response.set_provisional(!policy_ && (txt_failed_ || fetch_failed_));
         reason = absl::StrCat(
             policy_ ? "MTA-STS mode none" : "no MTA-STS policy", " (",
             sts_note_, "); ", reason);

@@ -76,7 +76,6 @@ StorePlan PolicyStore::Plan(absl::string_view domain, const TxtState& txt) {
       break;
     }
   }
-  if (plan.fetch && plan.cached) ++refresh_attempts_;
   // Nothing cached and no back-off running: keep no state for the domain.
   if (!entry.policy && now >= entry.retry_after) entries_.erase(domain);
   return plan;
@@ -214,11 +213,6 @@ size_t PolicyStore::policies() const {
 uint64_t PolicyStore::enforce_evictions() const {
   absl::MutexLock lock(&mu_);
   return enforce_evictions_;
-}
-
-uint64_t PolicyStore::refresh_attempts() const {
-  absl::MutexLock lock(&mu_);
-  return refresh_attempts_;
 }
 
 uint64_t PolicyStore::refresh_failures() const {

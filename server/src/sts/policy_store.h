@@ -115,9 +115,6 @@ class PolicyStore {
   // them in mode `enforce` (each reopens a downgrade window: alert on it).
   uint64_t evictions() const;
   uint64_t enforce_evictions() const;
-  // Fetches planned for a domain that already had a policy (daily refresh
-  // or TXT id change) since start.
-  uint64_t refresh_attempts() const;
   // Entries (policies and fetch back-offs) held.
   size_t size() const;
   // Unexpired policies held; O(entries), for metrics.
@@ -146,7 +143,6 @@ class PolicyStore {
   uint64_t refresh_failures_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t evictions_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t enforce_evictions_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t refresh_attempts_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace mxpolicy::sts
