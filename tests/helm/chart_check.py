@@ -6,7 +6,8 @@ Usage: chart_check.py HELM CHART_DIR SOURCE_ROOT
 Renders the chart with `helm template` under several value sets and checks
 the objects, not the text: kinds, probes (gRPC, on a declared port: the gRPC
 port without TLS, the plaintext health port with TLS), the security context
-(fsGroup 65532, Secret modes group-readable), the in-memory /tmp emptyDir,
+(fsGroup 65532, Secret modes group-readable; the Redis password Secret
+mounted whole, no subPath), the in-memory /tmp emptyDir,
 the preStop sleep within terminationGracePeriodSeconds, the headless
 Service (ready pods only), the NetworkPolicy (DNS and HTTPS egress to any
 destination), value -> flag mappings, that every argument is a flag
@@ -230,7 +231,7 @@ def deployment_invariants(docs, what, tls, host="0.0.0.0", prestop=5):
         if m["mountPath"] != "/tmp":
             check(m.get("readOnly") is True, f"{what}: mount {m['mountPath']} is writable")
     # Every file flag points into a mounted volume.
-    for flag in ("tls-cert", "tls-key", "tls-client-ca", "unbound-config"):
+    for flag in ("tls-cert", "tls-key", "tls-client-ca", "unbound-config", "redis-password-file"):
         if flag in args:
             check(any(args[flag].startswith(m["mountPath"].rstrip("/") + "/") for m in mounts),
                   f"{what}: --{flag}={args[flag]} is not under a mounted volume")
@@ -292,6 +293,33 @@ def selects_pods(docs, selector):
     labels = pod_labels(docs)
     ml = (selector or {}).get("matchLabels") or {}
     return bool(ml) and all(labels.get(k) == v for k, v in ml.items())
+
+
+def redis_password(pod, c, args, what, secret, key):
+    """--redis-password-file reads <key> of Secret <secret>, mounted as a
+    whole directory (no subPath, read-only, group-readable mode)."""
+    want = f"/etc/mxpolicy/redis-password/{key}"
+    check(args.get("redis-password-file") == want,
+          f"{what}: --redis-password-file={args.get('redis-password-file')!r}, want {want!r}")
+    vols = [v for v in pod.get("volumes", []) if (v.get("secret") or {}).get("secretName") == secret]
+    if not check(len(vols) == 1, f"{what}: want one volume of Secret {secret}, got {len(vols)}"):
+        return
+    mode = vols[0]["secret"].get("defaultMode")
+    check(mode is not None and mode & 0o040 != 0 and mode & 0o007 == 0,
+          f"{what}: Secret {secret} defaultMode {mode if mode is None else oct(mode)}, want group-readable (0440)")
+    check("items" not in vols[0]["secret"] or any(i.get("key") == key for i in vols[0]["secret"]["items"]),
+          f"{what}: Secret {secret} volume does not project key {key}")
+    mounts = [m for m in c.get("volumeMounts", []) if m["name"] == vols[0]["name"]]
+    if check(len(mounts) == 1, f"{what}: Secret {secret} mounted {len(mounts)} times, want once"):
+        m = mounts[0]
+        check(m["mountPath"] == "/etc/mxpolicy/redis-password",
+              f"{what}: Secret {secret} mounted at {m['mountPath']}, want /etc/mxpolicy/redis-password")
+        check("subPath" not in m and "subPathExpr" not in m,
+              f"{what}: Secret {secret} mounted with subPath (a rotated password would not reach the pod)")
+        check(m.get("readOnly") is True, f"{what}: Secret {secret} mount is writable")
+    check(not any(((e.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name") == secret
+                  for e in c.get("env", [])),
+          f"{what}: Secret {secret} (the Redis password) must not go through the environment")
 
 
 def kebab(key):
@@ -383,12 +411,13 @@ if docs is not None:
     check(args.get("tls-check-interval") == "30s", f"{what}: --tls-check-interval")
     check(args.get("redis") == "$(REDIS_URL)", f"{what}: --redis=$(REDIS_URL)")
     check(args.get("redis-timeout") == "80ms", f"{what}: --redis-timeout")
+    redis_password(pod, c, args, what, "mxpolicy-redis-auth", "redis-password")
     env = {e["name"]: e for e in c.get("env", [])}
     check(env.get("REDIS_URL", {}).get("valueFrom", {}).get("secretKeyRef") == {"name": "mxpolicy-redis", "key": "url"},
           f"{what}: REDIS_URL not from Secret mxpolicy-redis/url")
     vols = {v["name"]: v for v in pod["volumes"]}
     secrets = {v["secret"]["secretName"] for v in vols.values() if "secret" in v}
-    check(secrets == {"mxpolicy-tls", "mxpolicy-client-ca"}, f"{what}: secret volumes {secrets}")
+    check(secrets == {"mxpolicy-tls", "mxpolicy-client-ca", "mxpolicy-redis-auth"}, f"{what}: secret volumes {secrets}")
     mounted = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
     for v in vols.values():
         if "secret" in v:
@@ -465,6 +494,11 @@ CASES = [
     (["--set", "redis.url=redis://redis.mail.svc:6379/2,redis.timeout=75ms"],
      {"redis": "redis://redis.mail.svc:6379/2", "redis-timeout": "75ms"}),
     (["--set", "redis.urlSecret.name=r,redis.urlSecret.key=k"], {"redis": "$(REDIS_URL)"}),
+    (["--set", "redis.url=redis://mxpolicy@redis.mail.svc:6379/0,redis.passwordSecret.name=rp"],
+     {"redis": "redis://mxpolicy@redis.mail.svc:6379/0",
+      "redis-password-file": "/etc/mxpolicy/redis-password/password"}),
+    (["--set", "redis.urlSecret.name=r,redis.urlSecret.key=k,redis.passwordSecret.name=rp,redis.passwordSecret.key=pw"],
+     {"redis": "$(REDIS_URL)", "redis-password-file": "/etc/mxpolicy/redis-password/pw"}),
     (["--set", "unbound.config=server:"], {"unbound-config": "/etc/mxpolicy/unbound/unbound.conf"}),
     (["--set", "tls.enabled=true,tls.secretName=s"],
      {"tls-cert": "/etc/mxpolicy/tls/tls.crt", "tls-key": "/etc/mxpolicy/tls/tls.key",
@@ -492,6 +526,13 @@ for set_args, want in CASES:
         np = one(docs, "NetworkPolicy", what)
         check(np and 6379 in [p.get("port") for r in np["spec"]["egress"] for p in r.get("ports", [])],
               f"{what}: no Redis egress")
+    if "redis.passwordSecret.name=" in what:
+        m = re.search(r"redis\.passwordSecret\.key=([^,]+)", what)
+        redis_password(pod, c, args, what, "rp", m.group(1) if m else "password")
+    else:
+        check("redis-password-file" not in args, f"{what}: --redis-password-file without redis.passwordSecret")
+        check(not [m for m in c.get("volumeMounts", []) if "redis-password" in m["mountPath"]],
+              f"{what}: Redis password mounted without redis.passwordSecret")
     if "redis.urlSecret" in what:
         env = {e["name"]: e for e in c.get("env", [])}
         check(env.get("REDIS_URL", {}).get("valueFrom", {}).get("secretKeyRef") == {"name": "r", "key": "k"},
@@ -548,6 +589,12 @@ REFUSED = [
     (["--set", "server.dnsTimeout=5 s"], "server.dnsTimeout"),
     (["--set", "tls.enabled=true,tls.secretName=s,tls.checkInterval=60"], "tls.checkInterval"),
     (["--set", "redis.url=redis://r,redis.timeout=50"], "redis.timeout"),
+    (["--set", "redis.passwordSecret.name=rp"], "redis.url or redis.urlSecret"),
+    (["--set", "redis.passwordSecret.name=rp,redis.timeout=80ms"], "redis.url or redis.urlSecret"),
+    (["--set", "redis.url=redis://r,redis.passwordSecret.name=rp,redis.passwordSecret.key=a/b"],
+     "redis.passwordSecret.key"),
+    (["--set", "redis.url=redis://r,redis.passwordSecret.name=rp,redis.passwordSecret.key="],
+     "redis.passwordSecret.key"),
     (["--set", "podDisruptionBudget.minAvailable=2"], "autoscaling.minReplicas"),
     (["--set", "autoscaling.enabled=false,replicaCount=2,podDisruptionBudget.minAvailable=2"], "replicaCount"),
     (["--set", "autoscaling.enabled=false,replicaCount=1"], "replicaCount"),

@@ -96,6 +96,7 @@ A value as a flag text: YAML numbers arrive as float64, which would print
 {{- define "mxpolicy.tlsDir" -}}/etc/mxpolicy/tls{{- end }}
 {{- define "mxpolicy.clientCADir" -}}/etc/mxpolicy/client-ca{{- end }}
 {{- define "mxpolicy.unboundDir" -}}/etc/mxpolicy/unbound{{- end }}
+{{- define "mxpolicy.redisPasswordDir" -}}/etc/mxpolicy/redis-password{{- end }}
 
 {{/* The port Kubernetes' gRPC probes use. */}}
 {{- define "mxpolicy.probePort" -}}
@@ -124,6 +125,14 @@ same rules mxpolicyd applies to its flags, caught at install time).
 {{- end }}
 {{- if and .Values.redis.url .Values.redis.urlSecret.name }}
 {{- fail "set redis.url or redis.urlSecret.name, not both" }}
+{{- end }}
+{{- if .Values.redis.passwordSecret.name }}
+{{- if not (include "mxpolicy.redisEnabled" .) }}
+{{- fail "redis.passwordSecret.name needs redis.url or redis.urlSecret.name: without a Redis URL there is no Redis to authenticate to" }}
+{{- end }}
+{{- if not (regexMatch "^[-._a-zA-Z0-9]+$" (toString .Values.redis.passwordSecret.key)) }}
+{{- fail (printf "redis.passwordSecret.key=%q: want the key of the password in the Secret (letters, digits, -, _, .)" (toString .Values.redis.passwordSecret.key)) }}
+{{- end }}
 {{- end }}
 {{- if and .Values.podDisruptionBudget.enabled (include "mxpolicy.isSet" .Values.podDisruptionBudget.minAvailable) (include "mxpolicy.isSet" .Values.podDisruptionBudget.maxUnavailable) }}
 {{- fail "set podDisruptionBudget.minAvailable or podDisruptionBudget.maxUnavailable, not both" }}
@@ -253,6 +262,9 @@ read the Secret). */}}
 - "--redis=$(REDIS_URL)"
 {{- else if .Values.redis.url }}
 - {{ printf "--redis=%s" .Values.redis.url | quote }}
+{{- end }}
+{{- if .Values.redis.passwordSecret.name }}
+- {{ printf "--redis-password-file=%s/%s" (include "mxpolicy.redisPasswordDir" .) .Values.redis.passwordSecret.key | quote }}
 {{- end }}
 {{- if include "mxpolicy.isSet" .Values.redis.timeout }}
 - {{ printf "--redis-timeout=%s" (include "mxpolicy.flagText" .Values.redis.timeout) | quote }}
