@@ -146,5 +146,38 @@ TEST_F(GrpcEndToEndTest, EveryBadInputClassIsInvalidArgument) {
   EXPECT_TRUE(Resolve("dane.test", &r).ok());
 }
 
+// --max-connection-age (issue 7 "Kubernetes": autoscaling): the server ends
+// each client connection after that age, so a long-lived channel reconnects
+// and re-resolves its target; calls keep working across it.
+TEST(MaxConnectionAgeTest, ServerEndsOldConnectionsAndCallsGoOn) {
+  absl::StatusOr<testing::WorldEnv> env = testing::LoadWorldEnv();
+  ASSERT_TRUE(env.ok()) << env.status();
+  ServerConfig config = WorldConfig(*env);
+  config.max_connection_age = absl::Seconds(1);
+  absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Create(config);
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*daemon)->port()),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = v1::PolicyResolver::NewStub(channel);
+  auto resolve = [&] {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    v1::ResolveRequest request;
+    request.set_domain("dane.test");
+    v1::ResolveResponse response;
+    return stub->Resolve(&context, request, &response);
+  };
+  ASSERT_TRUE(resolve().ok());
+  ASSERT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
+  // GOAWAY after ~1 s (± gRPC's jitter): the idle channel leaves READY.
+  const absl::Time give_up = absl::Now() + absl::Seconds(5);
+  while (channel->GetState(false) == GRPC_CHANNEL_READY && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_NE(channel->GetState(false), GRPC_CHANNEL_READY)
+      << "the connection outlived --max-connection-age";
+  EXPECT_TRUE(resolve().ok()) << "a new connection serves the next call";
+}
+
 }  // namespace
 }  // namespace mxpolicy

@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "mxpolicy/v1/mxpolicy.pb.h"
 #include "server/src/log/log.h"
+#include "server/src/metrics/metrics_http.h"
 #include "server/src/rpc/request_metrics.h"
 
 namespace mxpolicy {
@@ -135,6 +136,29 @@ TEST_F(LogTest, JsonIsOneObjectPerLineAndLevelsFilter) {
   EXPECT_EQ(line.front(), '{');
   EXPECT_FALSE(LogEnabled(LogLevel::kDebug));
   EXPECT_TRUE(LogEnabled(LogLevel::kError));
+}
+
+TEST_F(LogTest, NonFiniteNumbersStayValidJson) {
+  ConfigureLogging({.level = LogLevel::kInfo, .json = true, .fd = fds_[1]});
+  LogLine(LogLevel::kInfo, "e").Add("grace_s", absl::ToDoubleSeconds(
+                                                   absl::InfiniteDuration()));
+  EXPECT_THAT(Drain(), HasSubstr("\"grace_s\":\"inf\"}"));
+}
+
+// The metrics listener takes exactly one address: civetweb would read
+// "a:1,b:2" as two listeners (one perhaps public) and "+9464" as dual-stack.
+TEST(MetricsHttpTest, RefusesAnythingButOneAddressAndPort) {
+  for (const char* bad :
+       {"127.0.0.1:1,0.0.0.0:9464", "+9464", "9464", ":9464", "127.0.0.1:",
+        "127.0.0.1:94s64", "[::1:9464", "localhost:9464", "127.0.0.1:70000"}) {
+    absl::StatusOr<std::unique_ptr<metrics::MetricsHttpServer>> s =
+        metrics::MetricsHttpServer::Start(bad, [] { return std::string(); });
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  absl::StatusOr<std::unique_ptr<metrics::MetricsHttpServer>> ok =
+      metrics::MetricsHttpServer::Start("127.0.0.1:0", [] { return "x"; });
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_GT((*ok)->port(), 0);
 }
 
 }  // namespace
