@@ -8,28 +8,26 @@ find_package(CURL REQUIRED)
 find_package(OpenSSL REQUIRED)
 find_package(GTest REQUIRED CONFIG)
 
-# libunbound's pkg-config file drags libevent/nettle in: find it directly.
-find_path(UNBOUND_INCLUDE_DIR unbound.h REQUIRED)
-find_library(UNBOUND_LIBRARY unbound REQUIRED)
-add_library(mxpolicy::unbound UNKNOWN IMPORTED)
-set_target_properties(mxpolicy::unbound PROPERTIES
-  IMPORTED_LOCATION ${UNBOUND_LIBRARY}
-  INTERFACE_INCLUDE_DIRECTORIES ${UNBOUND_INCLUDE_DIR})
+# mxpolicy_import_library(TARGET HEADER LIBRARY): an imported target for a
+# Debian library found directly, header and shared object, where the
+# package's own CMake or pkg-config files are unfit (see each call).
+function(mxpolicy_import_library target header library)
+  string(MAKE_C_IDENTIFIER "${target}" id)
+  find_path(${id}_INCLUDE_DIR ${header} REQUIRED)
+  find_library(${id}_LIBRARY ${library} REQUIRED)
+  add_library(${target} UNKNOWN IMPORTED GLOBAL)
+  set_target_properties(${target} PROPERTIES
+    IMPORTED_LOCATION ${${id}_LIBRARY}
+    INTERFACE_INCLUDE_DIRECTORIES ${${id}_INCLUDE_DIR})
+endfunction()
 
-find_path(IDN2_INCLUDE_DIR idn2.h REQUIRED)
-find_library(IDN2_LIBRARY idn2 REQUIRED)
-add_library(mxpolicy::idn2 UNKNOWN IMPORTED)
-set_target_properties(mxpolicy::idn2 PROPERTIES
-  IMPORTED_LOCATION ${IDN2_LIBRARY}
-  INTERFACE_INCLUDE_DIRECTORIES ${IDN2_INCLUDE_DIR})
+# libunbound's pkg-config file drags libevent/nettle in.
+mxpolicy_import_library(mxpolicy::unbound unbound.h unbound)
+mxpolicy_import_library(mxpolicy::idn2 idn2.h idn2)
+# civetweb (metrics endpoint): its CMake package also wants the civetweb
+# program, which the -dev package lacks.
+mxpolicy_import_library(mxpolicy::civetweb civetweb.h civetweb)
+# hiredis 0.14 (the L2 tier; the tests write raw values with it too).
+mxpolicy_import_library(mxpolicy::hiredis hiredis/hiredis.h hiredis)
 
 find_program(GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
-
-# civetweb (metrics endpoint): its CMake package also wants the civetweb
-# program, which the -dev package lacks: find the library directly.
-find_path(CIVETWEB_INCLUDE_DIR civetweb.h REQUIRED)
-find_library(CIVETWEB_LIBRARY civetweb REQUIRED)
-add_library(mxpolicy::civetweb UNKNOWN IMPORTED)
-set_target_properties(mxpolicy::civetweb PROPERTIES
-  IMPORTED_LOCATION ${CIVETWEB_LIBRARY}
-  INTERFACE_INCLUDE_DIRECTORIES ${CIVETWEB_INCLUDE_DIR})

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <thread>
 #include <vector>
 
@@ -86,41 +87,35 @@ struct Pending {
   bool Wait() { return done.WaitForNotificationWithTimeout(absl::Seconds(5)); }
 };
 
-std::shared_ptr<Pending<StoredPolicy>> StartGetPolicy(RedisTier& tier,
-                                                      const std::string& d) {
-  auto p = std::make_shared<Pending<StoredPolicy>>();
+// Starts a get of `d` (a policy or a decision, by T), timing the call and
+// the completion.
+template <typename T>
+std::shared_ptr<Pending<T>> StartGet(RedisTier& tier, const std::string& d) {
+  auto p = std::make_shared<Pending<T>>();
   p->start = absl::Now();
-  tier.GetPolicy(d, [p](std::optional<StoredPolicy> v) {
+  auto done = [p](std::optional<T> v) {
     p->value = std::move(v);
     p->took = absl::Now() - p->start;
     p->done.Notify();
-  });
-  p->call_took = absl::Now() - p->start;
-  return p;
-}
-
-std::shared_ptr<Pending<StoredDecision>> StartGetDecision(
-    RedisTier& tier, const std::string& d) {
-  auto p = std::make_shared<Pending<StoredDecision>>();
-  p->start = absl::Now();
-  tier.GetDecision(d, [p](std::optional<StoredDecision> v) {
-    p->value = std::move(v);
-    p->took = absl::Now() - p->start;
-    p->done.Notify();
-  });
+  };
+  if constexpr (std::is_same_v<T, StoredPolicy>) {
+    tier.GetPolicy(d, std::move(done));
+  } else {
+    tier.GetDecision(d, std::move(done));
+  }
   p->call_took = absl::Now() - p->start;
   return p;
 }
 
 std::optional<StoredPolicy> GetPolicy(RedisTier& tier, const std::string& d) {
-  auto p = StartGetPolicy(tier, d);
+  auto p = StartGet<StoredPolicy>(tier, d);
   EXPECT_TRUE(p->Wait()) << "GetPolicy(" << d << ") never completed";
   return p->value;
 }
 
 std::optional<StoredDecision> GetDecision(RedisTier& tier,
                                           const std::string& d) {
-  auto p = StartGetDecision(tier, d);
+  auto p = StartGet<StoredDecision>(tier, d);
   EXPECT_TRUE(p->Wait()) << "GetDecision(" << d << ") never completed";
   return p->value;
 }
@@ -351,7 +346,7 @@ TEST_F(RedisTierTest, UnsafeDomainsAreRefused) {
   for (const std::string& d : domains) {
     SCOPED_TRACE(d);
     const uint64_t errors = tier->stats().errors;
-    auto p = StartGetPolicy(*tier, d);
+    auto p = StartGet<StoredPolicy>(*tier, d);
     ASSERT_TRUE(p->done.HasBeenNotified());  // inline, no I/O
     EXPECT_FALSE(p->value.has_value());
     EXPECT_EQ(tier->stats().errors, errors + 1);
@@ -540,7 +535,7 @@ TEST(RedisTierDownTest, CreateSucceedsWithRedisDown) {
   auto tier = MakeTier(TierOptions(redis.url()));
   ASSERT_NE(tier, nullptr);
   for (int i = 0; i < 5; ++i) {
-    auto p = StartGetPolicy(*tier, "down.example");
+    auto p = StartGet<StoredPolicy>(*tier, "down.example");
     ASSERT_TRUE(p->Wait());
     EXPECT_FALSE(p->value.has_value());
     EXPECT_LT(p->call_took, kCallBound);
@@ -565,7 +560,7 @@ TEST_F(RedisTierTest, KilledThenRestartedReconnectsByItself) {
 
   redis_.Stop();
   for (int i = 0; i < 10; ++i) {
-    auto p = StartGetPolicy(*tier, "restart.example");
+    auto p = StartGet<StoredPolicy>(*tier, "restart.example");
     ASSERT_TRUE(p->Wait());
     EXPECT_FALSE(p->value.has_value());
     EXPECT_LT(p->call_took, kCallBound);
@@ -604,7 +599,7 @@ TEST_F(RedisTierTest, PausedRedisGetsCompleteWithinTheTimeout) {
   // Concurrent gets: more than there are workers, so some wait in the queue.
   std::vector<std::shared_ptr<Pending<StoredDecision>>> pending;
   for (int i = 0; i < 8; ++i) {
-    pending.push_back(StartGetDecision(*tier, "hang.example"));
+    pending.push_back(StartGet<StoredDecision>(*tier, "hang.example"));
   }
   for (auto& p : pending) {
     ASSERT_TRUE(p->Wait());
@@ -614,7 +609,7 @@ TEST_F(RedisTierTest, PausedRedisGetsCompleteWithinTheTimeout) {
   }
   // And one at a time, while workers time out, back off and reconnect.
   for (int i = 0; i < 4; ++i) {
-    auto p = StartGetDecision(*tier, "hang.example");
+    auto p = StartGet<StoredDecision>(*tier, "hang.example");
     ASSERT_TRUE(p->Wait());
     EXPECT_FALSE(p->value.has_value());
     EXPECT_LT(p->call_took, kCallBound) << "get " << i;
@@ -716,7 +711,7 @@ TEST_F(RedisTierTest, DestructionCompletesQueuedGets) {
   redis_.Pause();
   std::vector<std::shared_ptr<Pending<StoredPolicy>>> pending;
   for (int i = 0; i < 20; ++i) {
-    pending.push_back(StartGetPolicy(*tier, "queued.example"));
+    pending.push_back(StartGet<StoredPolicy>(*tier, "queued.example"));
   }
   const absl::Time start = absl::Now();
   tier.reset();
@@ -744,10 +739,10 @@ TEST_F(RedisTierTest, AfterStopGetsCompleteInlineAndPutsAreIgnored) {
   tier->Stop();
   const RedisTier::Stats before = tier->stats();
 
-  auto policy = StartGetPolicy(*tier, "kept.example");
+  auto policy = StartGet<StoredPolicy>(*tier, "kept.example");
   ASSERT_TRUE(policy->done.HasBeenNotified());  // inline, not a tier thread
   EXPECT_FALSE(policy->value.has_value());
-  auto decision = StartGetDecision(*tier, "kept.example");
+  auto decision = StartGet<StoredDecision>(*tier, "kept.example");
   ASSERT_TRUE(decision->done.HasBeenNotified());
   EXPECT_FALSE(decision->value.has_value());
 
