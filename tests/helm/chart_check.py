@@ -6,8 +6,8 @@ Usage: chart_check.py HELM CHART_DIR SOURCE_ROOT
 Renders the chart with `helm template` under several value sets and checks
 the objects, not the text: kinds, probes (gRPC, on a declared port: the gRPC
 port without TLS, the plaintext health port with TLS), the security context
-(fsGroup 65532, Secret modes group-readable; the Redis password Secret
-mounted whole, no subPath), the in-memory /tmp emptyDir,
+(fsGroup 65532, Secret modes group-readable; the Redis password and HMAC
+key Secrets mounted whole, no subPath), the in-memory /tmp emptyDir,
 the preStop sleep within terminationGracePeriodSeconds, the headless
 Service (ready pods only), the NetworkPolicy (DNS and HTTPS egress to any
 destination), value -> flag mappings, that every argument is a flag
@@ -231,7 +231,8 @@ def deployment_invariants(docs, what, tls, host="0.0.0.0", prestop=5):
         if m["mountPath"] != "/tmp":
             check(m.get("readOnly") is True, f"{what}: mount {m['mountPath']} is writable")
     # Every file flag points into a mounted volume.
-    for flag in ("tls-cert", "tls-key", "tls-client-ca", "unbound-config", "redis-password-file"):
+    for flag in ("tls-cert", "tls-key", "tls-client-ca", "unbound-config",
+                 *(f[0] for f in REDIS_SECRET_FILES.values())):
         if flag in args:
             check(any(args[flag].startswith(m["mountPath"].rstrip("/") + "/") for m in mounts),
                   f"{what}: --{flag}={args[flag]} is not under a mounted volume")
@@ -295,31 +296,53 @@ def selects_pods(docs, selector):
     return bool(ml) and all(labels.get(k) == v for k, v in ml.items())
 
 
-def redis_password(pod, c, args, what, secret, key):
-    """--redis-password-file reads <key> of Secret <secret>, mounted as a
-    whole directory (no subPath, read-only, group-readable mode)."""
-    want = f"/etc/mxpolicy/redis-password/{key}"
-    check(args.get("redis-password-file") == want,
-          f"{what}: --redis-password-file={args.get('redis-password-file')!r}, want {want!r}")
-    vols = [v for v in pod.get("volumes", []) if (v.get("secret") or {}).get("secretName") == secret]
-    if not check(len(vols) == 1, f"{what}: want one volume of Secret {secret}, got {len(vols)}"):
+# redis.<value> {name, key} -> (flag, mount directory, what the file holds,
+# default key): Secret files of the Redis tier, all checked alike.
+REDIS_SECRET_FILES = {
+    "passwordSecret": ("redis-password-file", "/etc/mxpolicy/redis-password", "the Redis password", "password"),
+    "hmacKeySecret": ("redis-hmac-key-file", "/etc/mxpolicy/redis-hmac-key", "the Redis HMAC key", "hmac-key"),
+}
+
+
+def redis_secret_file(pod, c, args, what, value, secret, key):
+    """--<flag> of redis.<value> reads <key> of Secret <secret>, mounted as
+    a whole directory (no subPath, read-only, group-readable mode) and
+    never put into the environment."""
+    flag, mdir, holds, _ = REDIS_SECRET_FILES[value]
+    want = f"{mdir}/{key}"
+    check(args.get(flag) == want, f"{what}: --{flag}={args.get(flag)!r}, want {want!r}")
+    mounts = [m for m in c.get("volumeMounts", []) if m["mountPath"].rstrip("/") == mdir]
+    if not check(len(mounts) == 1, f"{what}: {holds}: {len(mounts)} mounts at {mdir}, want one"):
         return
-    mode = vols[0]["secret"].get("defaultMode")
+    m = mounts[0]
+    check("subPath" not in m and "subPathExpr" not in m,
+          f"{what}: {mdir} mounted with subPath (a rotated Secret would not reach the pod)")
+    check(m.get("readOnly") is True, f"{what}: {mdir} mount is writable")
+    vols = [v for v in pod.get("volumes", []) if v["name"] == m["name"]]
+    if not check(len(vols) == 1 and "secret" in vols[0], f"{what}: {mdir} is not a Secret volume"):
+        return
+    sv = vols[0]["secret"]
+    check(sv.get("secretName") == secret, f"{what}: {mdir} is Secret {sv.get('secretName')!r}, want {secret!r}")
+    mode = sv.get("defaultMode")
     check(mode is not None and mode & 0o040 != 0 and mode & 0o007 == 0,
           f"{what}: Secret {secret} defaultMode {mode if mode is None else oct(mode)}, want group-readable (0440)")
-    check("items" not in vols[0]["secret"] or any(i.get("key") == key for i in vols[0]["secret"]["items"]),
+    check("items" not in sv or any(i.get("key") == key for i in sv["items"]),
           f"{what}: Secret {secret} volume does not project key {key}")
-    mounts = [m for m in c.get("volumeMounts", []) if m["name"] == vols[0]["name"]]
-    if check(len(mounts) == 1, f"{what}: Secret {secret} mounted {len(mounts)} times, want once"):
-        m = mounts[0]
-        check(m["mountPath"] == "/etc/mxpolicy/redis-password",
-              f"{what}: Secret {secret} mounted at {m['mountPath']}, want /etc/mxpolicy/redis-password")
-        check("subPath" not in m and "subPathExpr" not in m,
-              f"{what}: Secret {secret} mounted with subPath (a rotated password would not reach the pod)")
-        check(m.get("readOnly") is True, f"{what}: Secret {secret} mount is writable")
     check(not any(((e.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name") == secret
                   for e in c.get("env", [])),
-          f"{what}: Secret {secret} (the Redis password) must not go through the environment")
+          f"{what}: Secret {secret} ({holds}) must not go through the environment")
+
+
+def redis_secret_files(pod, c, args, what, want):
+    """want: redis.<value> -> (secret, key) for the set ones; the others
+    render neither flag nor mount."""
+    for value, (flag, mdir, holds, _) in REDIS_SECRET_FILES.items():
+        if value in want:
+            redis_secret_file(pod, c, args, what, value, *want[value])
+        else:
+            check(flag not in args, f"{what}: --{flag} without redis.{value}")
+            check(not [m for m in c.get("volumeMounts", []) if m["mountPath"].startswith(mdir)],
+                  f"{what}: {holds} mounted without redis.{value}")
 
 
 def kebab(key):
@@ -411,13 +434,17 @@ if docs is not None:
     check(args.get("tls-check-interval") == "30s", f"{what}: --tls-check-interval")
     check(args.get("redis") == "$(REDIS_URL)", f"{what}: --redis=$(REDIS_URL)")
     check(args.get("redis-timeout") == "80ms", f"{what}: --redis-timeout")
-    redis_password(pod, c, args, what, "mxpolicy-redis-auth", "redis-password")
+    redis_secret_files(pod, c, args, what, {
+        value: (values["redis"][value]["name"], values["redis"][value]["key"]) for value in REDIS_SECRET_FILES})
+    check(args.get("redis-password-file") == "/etc/mxpolicy/redis-password/redis-password", f"{what}: --redis-password-file")
+    check(args.get("redis-hmac-key-file") == "/etc/mxpolicy/redis-hmac-key/mac-key", f"{what}: --redis-hmac-key-file")
     env = {e["name"]: e for e in c.get("env", [])}
     check(env.get("REDIS_URL", {}).get("valueFrom", {}).get("secretKeyRef") == {"name": "mxpolicy-redis", "key": "url"},
           f"{what}: REDIS_URL not from Secret mxpolicy-redis/url")
     vols = {v["name"]: v for v in pod["volumes"]}
     secrets = {v["secret"]["secretName"] for v in vols.values() if "secret" in v}
-    check(secrets == {"mxpolicy-tls", "mxpolicy-client-ca", "mxpolicy-redis-auth"}, f"{what}: secret volumes {secrets}")
+    check(secrets == {"mxpolicy-tls", "mxpolicy-client-ca", "mxpolicy-redis-auth", "mxpolicy-redis-hmac"},
+          f"{what}: secret volumes {secrets}")
     mounted = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
     for v in vols.values():
         if "secret" in v:
@@ -499,6 +526,15 @@ CASES = [
       "redis-password-file": "/etc/mxpolicy/redis-password/password"}),
     (["--set", "redis.urlSecret.name=r,redis.urlSecret.key=k,redis.passwordSecret.name=rp,redis.passwordSecret.key=pw"],
      {"redis": "$(REDIS_URL)", "redis-password-file": "/etc/mxpolicy/redis-password/pw"}),
+    (["--set", "redis.url=redis://redis.mail.svc:6379/0,redis.hmacKeySecret.name=hk"],
+     {"redis": "redis://redis.mail.svc:6379/0",
+      "redis-hmac-key-file": "/etc/mxpolicy/redis-hmac-key/hmac-key"}),
+    (["--set", "redis.urlSecret.name=r,redis.urlSecret.key=k,redis.hmacKeySecret.name=hk,redis.hmacKeySecret.key=mac.v2"],
+     {"redis": "$(REDIS_URL)", "redis-hmac-key-file": "/etc/mxpolicy/redis-hmac-key/mac.v2"}),
+    # One Secret holding both: two mounts of it, one per file.
+    (["--set", "redis.url=redis://r,redis.passwordSecret.name=rs,redis.hmacKeySecret.name=rs"],
+     {"redis-password-file": "/etc/mxpolicy/redis-password/password",
+      "redis-hmac-key-file": "/etc/mxpolicy/redis-hmac-key/hmac-key"}),
     (["--set", "unbound.config=server:"], {"unbound-config": "/etc/mxpolicy/unbound/unbound.conf"}),
     (["--set", "tls.enabled=true,tls.secretName=s"],
      {"tls-cert": "/etc/mxpolicy/tls/tls.crt", "tls-key": "/etc/mxpolicy/tls/tls.key",
@@ -526,13 +562,13 @@ for set_args, want in CASES:
         np = one(docs, "NetworkPolicy", what)
         check(np and 6379 in [p.get("port") for r in np["spec"]["egress"] for p in r.get("ports", [])],
               f"{what}: no Redis egress")
-    if "redis.passwordSecret.name=" in what:
-        m = re.search(r"redis\.passwordSecret\.key=([^,]+)", what)
-        redis_password(pod, c, args, what, "rp", m.group(1) if m else "password")
-    else:
-        check("redis-password-file" not in args, f"{what}: --redis-password-file without redis.passwordSecret")
-        check(not [m for m in c.get("volumeMounts", []) if "redis-password" in m["mountPath"]],
-              f"{what}: Redis password mounted without redis.passwordSecret")
+    files = {}
+    for value, (_, _, _, default_key) in REDIS_SECRET_FILES.items():
+        name = re.search(rf"redis\.{value}\.name=([^,]+)", what)
+        key = re.search(rf"redis\.{value}\.key=([^,]+)", what)
+        if name:
+            files[value] = (name.group(1), key.group(1) if key else default_key)
+    redis_secret_files(pod, c, args, what, files)
     if "redis.urlSecret" in what:
         env = {e["name"]: e for e in c.get("env", [])}
         check(env.get("REDIS_URL", {}).get("valueFrom", {}).get("secretKeyRef") == {"name": "r", "key": "k"},
@@ -595,6 +631,12 @@ REFUSED = [
      "redis.passwordSecret.key"),
     (["--set", "redis.url=redis://r,redis.passwordSecret.name=rp,redis.passwordSecret.key="],
      "redis.passwordSecret.key"),
+    (["--set", "redis.hmacKeySecret.name=hk"], "redis.url or redis.urlSecret"),
+    (["--set", "redis.hmacKeySecret.name=hk,redis.passwordSecret.name=rp"], "redis.url or redis.urlSecret"),
+    (["--set", "redis.url=redis://r,redis.hmacKeySecret.name=hk,redis.hmacKeySecret.key=../k"],
+     "redis.hmacKeySecret.key"),
+    (["--set", "redis.urlSecret.name=r,redis.hmacKeySecret.name=hk,redis.hmacKeySecret.key="],
+     "redis.hmacKeySecret.key"),
     (["--set", "podDisruptionBudget.minAvailable=2"], "autoscaling.minReplicas"),
     (["--set", "autoscaling.enabled=false,replicaCount=2,podDisruptionBudget.minAvailable=2"], "replicaCount"),
     (["--set", "autoscaling.enabled=false,replicaCount=1"], "replicaCount"),

@@ -96,7 +96,35 @@ A value as a flag text: YAML numbers arrive as float64, which would print
 {{- define "mxpolicy.tlsDir" -}}/etc/mxpolicy/tls{{- end }}
 {{- define "mxpolicy.clientCADir" -}}/etc/mxpolicy/client-ca{{- end }}
 {{- define "mxpolicy.unboundDir" -}}/etc/mxpolicy/unbound{{- end }}
-{{- define "mxpolicy.redisPasswordDir" -}}/etc/mxpolicy/redis-password{{- end }}
+
+{{/*
+Secret files of the Redis tier: redis.<value> = {name, key} -> the Secret
+mounted whole (no subPath, 0440) at <dir>, passed as --<flag>=<dir>/<key>.
+One table, so that validation, args, mounts and volumes cannot drift apart;
+use it as (include "mxpolicy.redisSecretFiles" . | fromYaml).files.
+  holds: what the file holds (for messages); noRedis: why a Redis URL is needed.
+*/}}
+{{- define "mxpolicy.redisSecretFiles" -}}
+files:
+  - value: passwordSecret
+    volume: redis-password
+    dir: /etc/mxpolicy/redis-password
+    flag: redis-password-file
+    holds: password
+    noRedis: there is no Redis to authenticate to
+  - value: hmacKeySecret
+    volume: redis-hmac-key
+    dir: /etc/mxpolicy/redis-hmac-key
+    flag: redis-hmac-key-file
+    holds: HMAC key
+    noRedis: there are no Redis values to authenticate
+{{- end }}
+
+{{/* A secret file flag: --<flag>=<dir>/<key> of one redisSecretFiles entry
+(dict "file" <entry> "secret" <its {name, key} value>) as a quoted arg. */}}
+{{- define "mxpolicy.secretFileFlag" -}}
+{{- printf "--%s=%s/%s" .file.flag .file.dir (toString .secret.key) | quote }}
+{{- end }}
 
 {{/* The port Kubernetes' gRPC probes use. */}}
 {{- define "mxpolicy.probePort" -}}
@@ -126,12 +154,16 @@ same rules mxpolicyd applies to its flags, caught at install time).
 {{- if and .Values.redis.url .Values.redis.urlSecret.name }}
 {{- fail "set redis.url or redis.urlSecret.name, not both" }}
 {{- end }}
-{{- if .Values.redis.passwordSecret.name }}
-{{- if not (include "mxpolicy.redisEnabled" .) }}
-{{- fail "redis.passwordSecret.name needs redis.url or redis.urlSecret.name: without a Redis URL there is no Redis to authenticate to" }}
+{{- $redisEnabled := include "mxpolicy.redisEnabled" . }}
+{{- range $f := (include "mxpolicy.redisSecretFiles" . | fromYaml).files }}
+{{- $secret := index $.Values.redis $f.value }}
+{{- if $secret.name }}
+{{- if not $redisEnabled }}
+{{- fail (printf "redis.%s.name needs redis.url or redis.urlSecret.name: without a Redis URL %s" $f.value $f.noRedis) }}
 {{- end }}
-{{- if not (regexMatch "^[-._a-zA-Z0-9]+$" (toString .Values.redis.passwordSecret.key)) }}
-{{- fail (printf "redis.passwordSecret.key=%q: want the key of the password in the Secret (letters, digits, -, _, .)" (toString .Values.redis.passwordSecret.key)) }}
+{{- if not (regexMatch "^[-._a-zA-Z0-9]+$" (toString $secret.key)) }}
+{{- fail (printf "redis.%s.key=%q: want the key of the %s in the Secret (letters, digits, -, _, .)" $f.value (toString $secret.key) $f.holds) }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- if and .Values.podDisruptionBudget.enabled (include "mxpolicy.isSet" .Values.podDisruptionBudget.minAvailable) (include "mxpolicy.isSet" .Values.podDisruptionBudget.maxUnavailable) }}
@@ -263,8 +295,11 @@ read the Secret). */}}
 {{- else if .Values.redis.url }}
 - {{ printf "--redis=%s" .Values.redis.url | quote }}
 {{- end }}
-{{- if .Values.redis.passwordSecret.name }}
-- {{ printf "--redis-password-file=%s/%s" (include "mxpolicy.redisPasswordDir" .) .Values.redis.passwordSecret.key | quote }}
+{{- range $f := (include "mxpolicy.redisSecretFiles" . | fromYaml).files }}
+{{- $secret := index $.Values.redis $f.value }}
+{{- if $secret.name }}
+- {{ include "mxpolicy.secretFileFlag" (dict "file" $f "secret" $secret) }}
+{{- end }}
 {{- end }}
 {{- if include "mxpolicy.isSet" .Values.redis.timeout }}
 - {{ printf "--redis-timeout=%s" (include "mxpolicy.flagText" .Values.redis.timeout) | quote }}
