@@ -14,8 +14,10 @@
 #include <thread>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -351,6 +353,228 @@ TEST_F(RedisTierTest, UnsafeDomainsAreRefused) {
     EXPECT_FALSE(p->value.has_value());
     EXPECT_EQ(tier->stats().errors, errors + 1);
   }
+}
+
+// ---- Authenticated values (Options::hmac_key, codec.h "Authenticated
+// values"): whoever can write to Redis but lacks the key cannot set the
+// fleet's policies or decisions.
+
+constexpr absl::string_view kKeyA = "hmac-key-A-0123456789abcdef";
+constexpr absl::string_view kKeyB = "hmac-key-B-0123456789abcdef";
+
+RedisTier::Options KeyedOptions(const std::string& url, absl::string_view key) {
+  RedisTier::Options o = TierOptions(url);
+  o.hmac_key = std::string(key);
+  return o;
+}
+
+// One get that must be refused: nullopt, exactly one more error, and the
+// reason in last_error() — which never carries either HMAC key.
+template <typename T>
+void ExpectRefused(RedisTier& tier, const std::string& domain,
+                   absl::string_view why) {
+  const RedisTier::Stats before = tier.stats();
+  std::shared_ptr<Pending<T>> p = StartGet<T>(tier, domain);
+  ASSERT_TRUE(p->Wait());
+  EXPECT_FALSE(p->value.has_value());
+  const RedisTier::Stats after = tier.stats();
+  EXPECT_EQ(after.errors, before.errors + 1) << tier.last_error();
+  EXPECT_EQ(after.policy_hits + after.decision_hits,
+            before.policy_hits + before.decision_hits);
+  const std::string error = tier.last_error();
+  EXPECT_THAT(error, HasSubstr(why));
+  EXPECT_THAT(error, Not(HasSubstr(kKeyA)));
+  EXPECT_THAT(error, Not(HasSubstr(kKeyB)));
+  EXPECT_THAT(error, Not(HasSubstr("hmac-key")));
+}
+
+// Writes `value` at `key` through `tier` until Redis holds it, and returns
+// the raw bytes stored.
+std::string RawAfterPut(RawRedis& raw, const std::string& key,
+                        absl::FunctionRef<void()> put) {
+  EXPECT_TRUE(Eventually([&] {
+    put();
+    return raw.Exists(key);
+  }));
+  return raw.Command({"GET", key}).str;
+}
+
+// The stored value is the codec value followed by a 32-byte HMAC-SHA256 tag
+// over the key name and the value; a tier with the same key (another
+// replica) reads policies and decisions back unchanged, also at the size
+// limits (the GETRANGE bound includes the tag).
+TEST_F(RedisTierTest, HmacRoundTrip) {
+  auto tier = MakeTier(KeyedOptions(redis_.url(), kKeyA));
+  auto replica = MakeTier(KeyedOptions(redis_.url(), kKeyA));
+  ASSERT_NE(tier, nullptr);
+  ASSERT_NE(replica, nullptr);
+  RawRedis raw(redis_.port());
+
+  const StoredPolicy policy = SamplePolicy();
+  const std::string stored =
+      RawAfterPut(raw, l2::PolicyKey("mac.example"),
+                  [&] { tier->PutPolicy("mac.example", policy); });
+  absl::StatusOr<std::string> plain = l2::EncodePolicy(policy);
+  ASSERT_TRUE(plain.ok());
+  ASSERT_EQ(stored.size(), plain->size() + l2::kMacBytes);
+  EXPECT_EQ(stored.substr(0, plain->size()), *plain);
+  absl::StatusOr<std::string> sealed =
+      l2::SealValue(kKeyA, l2::PolicyKey("mac.example"), *plain);
+  ASSERT_TRUE(sealed.ok());
+  EXPECT_EQ(stored, *sealed);
+
+  std::optional<StoredPolicy> got = GetPolicy(*replica, "mac.example");
+  ASSERT_TRUE(got.has_value()) << replica->last_error();
+  EXPECT_EQ(got->id, policy.id);
+  EXPECT_EQ(got->body, policy.body);
+  EXPECT_EQ(got->fetched_at, policy.fetched_at);
+  EXPECT_EQ(got->expires_at, policy.expires_at);
+
+  static constexpr char kResponse[] = "\x08\x01 decision\0";
+  const StoredDecision decision{std::string(kResponse, sizeof kResponse - 1),
+                                NowMs() + absl::Minutes(5)};
+  std::optional<StoredDecision> d;
+  ASSERT_TRUE(Eventually([&] {
+    tier->PutDecision("mac.example", decision);
+    d = GetDecision(*replica, "mac.example");
+    return d.has_value();
+  })) << replica->last_error();
+  EXPECT_EQ(d->response, decision.response);
+  EXPECT_EQ(d->expires_at, decision.expires_at);
+
+  // The largest values the codec accepts still fit the read bound.
+  const StoredPolicy big{std::string(l2::kMaxIdBytes, 'i'),
+                         std::string(l2::kMaxPolicyBodyBytes, 'b'), NowMs(),
+                         NowMs() + absl::Hours(1)};
+  const StoredDecision big_decision{std::string(l2::kMaxDecisionBytes, 'r'),
+                                    NowMs() + absl::Hours(1)};
+  std::optional<StoredPolicy> big_got;
+  std::optional<StoredDecision> big_d;
+  ASSERT_TRUE(Eventually([&] {
+    tier->PutPolicy("big.example", big);
+    tier->PutDecision("big.example", big_decision);
+    big_got = GetPolicy(*replica, "big.example");
+    big_d = GetDecision(*replica, "big.example");
+    return big_got.has_value() && big_d.has_value();
+  })) << replica->last_error();
+  EXPECT_EQ(big_got->body, big.body);
+  EXPECT_EQ(big_d->response, big_decision.response);
+  EXPECT_EQ(tier->stats().errors, 0u) << tier->last_error();
+  EXPECT_EQ(replica->stats().errors, 0u) << replica->last_error();
+}
+
+// A value written under key A is refused by a tier with key B (a miss and an
+// error, "MAC mismatch"); a tier without a key fails to decode it (the tag
+// makes the payload 32 bytes longer than its header says).
+TEST_F(RedisTierTest, HmacValueOfAnotherKeyIsRefused) {
+  auto a = MakeTier(KeyedOptions(redis_.url(), kKeyA));
+  auto b = MakeTier(KeyedOptions(redis_.url(), kKeyB));
+  auto plain = MakeTier(TierOptions(redis_.url()));
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  ASSERT_NE(plain, nullptr);
+  RawRedis raw(redis_.port());
+  RawAfterPut(raw, l2::PolicyKey("a.example"),
+              [&] { a->PutPolicy("a.example", SamplePolicy()); });
+  RawAfterPut(raw, l2::DecisionKey("a.example"), [&] {
+    a->PutDecision("a.example", StoredDecision{"r", NowMs() + absl::Hours(1)});
+  });
+
+  ExpectRefused<StoredPolicy>(*b, "a.example", "MAC mismatch");
+  EXPECT_THAT(b->last_error(), HasSubstr(l2::PolicyKey("a.example")));
+  ExpectRefused<StoredDecision>(*b, "a.example", "MAC mismatch");
+  ExpectRefused<StoredPolicy>(*plain, "a.example", "header says");
+  ExpectRefused<StoredDecision>(*plain, "a.example", "header says");
+  EXPECT_TRUE(GetPolicy(*a, "a.example").has_value()) << a->last_error();
+}
+
+// Values without a tag — set directly (a Redis writer without the key) or
+// written by a tier without a key — are refused by a keyed tier, even when
+// they are otherwise well-formed and unexpired; so are values too short to
+// hold a tag.
+TEST_F(RedisTierTest, HmacUntaggedValueIsRefused) {
+  auto keyed = MakeTier(KeyedOptions(redis_.url(), kKeyA));
+  auto plain = MakeTier(TierOptions(redis_.url()));
+  ASSERT_NE(keyed, nullptr);
+  ASSERT_NE(plain, nullptr);
+  RawRedis raw(redis_.port());
+
+  absl::StatusOr<std::string> forged = l2::EncodePolicy(SamplePolicy());
+  ASSERT_TRUE(forged.ok());
+  raw.Command({"SET", l2::PolicyKey("raw.example"), *forged});
+  ExpectRefused<StoredPolicy>(*keyed, "raw.example", "MAC mismatch");
+  // The same bytes are a hit for a tier without a key: the tag is the only
+  // thing that refused them.
+  EXPECT_TRUE(GetPolicy(*plain, "raw.example").has_value());
+
+  absl::StatusOr<std::string> decision =
+      l2::EncodeDecision(StoredDecision{"forged", NowMs() + absl::Hours(1)});
+  ASSERT_TRUE(decision.ok());
+  raw.Command({"SET", l2::DecisionKey("raw.example"), *decision});
+  ExpectRefused<StoredDecision>(*keyed, "raw.example", "MAC mismatch");
+
+  // A forged tag of the right length, and values shorter than a tag.
+  raw.Command({"SET", l2::PolicyKey("raw.example"),
+               *forged + std::string(l2::kMacBytes, '\0')});
+  ExpectRefused<StoredPolicy>(*keyed, "raw.example", "MAC mismatch");
+  for (const std::string& value :
+       {std::string("x"), std::string(l2::kMacBytes - 1, 'm'),
+        std::string(l2::kMacBytes, 'm')}) {
+    raw.Command({"SET", l2::PolicyKey("raw.example"), value});
+    ExpectRefused<StoredPolicy>(*keyed, "raw.example", "MAC mismatch");
+  }
+
+  RawAfterPut(raw, l2::PolicyKey("plain.example"),
+              [&] { plain->PutPolicy("plain.example", SamplePolicy()); });
+  ExpectRefused<StoredPolicy>(*keyed, "plain.example", "MAC mismatch");
+  EXPECT_EQ(keyed->stats().policy_hits + keyed->stats().decision_hits, 0u);
+}
+
+// The tag covers the key name: a valid tagged value copied byte for byte
+// from domain X's key to domain Y's, or from X's policy key to X's decision
+// key, is refused — a Redis writer cannot give one domain another's policy
+// or decision, nor turn a policy into a decision.
+TEST_F(RedisTierTest, HmacValueMovedToAnotherKeyIsRefused) {
+  auto tier = MakeTier(KeyedOptions(redis_.url(), kKeyA));
+  ASSERT_NE(tier, nullptr);
+  RawRedis raw(redis_.port());
+  const std::string policy = RawAfterPut(raw, l2::PolicyKey("x.example"), [&] {
+    tier->PutPolicy("x.example", SamplePolicy());
+  });
+  const std::string decision =
+      RawAfterPut(raw, l2::DecisionKey("x.example"), [&] {
+        tier->PutDecision(
+            "x.example",
+            StoredDecision{"x's decision", NowMs() + absl::Hours(1)});
+      });
+  ASSERT_TRUE(GetPolicy(*tier, "x.example").has_value()) << tier->last_error();
+  ASSERT_TRUE(GetDecision(*tier, "x.example").has_value())
+      << tier->last_error();
+
+  raw.Command({"SET", l2::PolicyKey("y.example"), policy});
+  ExpectRefused<StoredPolicy>(*tier, "y.example", "MAC mismatch");
+  raw.Command({"SET", l2::DecisionKey("y.example"), decision});
+  ExpectRefused<StoredDecision>(*tier, "y.example", "MAC mismatch");
+  // Across kinds under the same domain: X's decision at X's policy key.
+  raw.Command({"SET", l2::PolicyKey("x.example"), decision});
+  ExpectRefused<StoredPolicy>(*tier, "x.example", "MAC mismatch");
+  // Domain names that share a prefix do not share tags either.
+  raw.Command({"SET", l2::DecisionKey("x.example.evil"), decision});
+  ExpectRefused<StoredDecision>(*tier, "x.example.evil", "MAC mismatch");
+}
+
+// The HMAC key is a secret: refused when too short without being quoted,
+// and never in last_error() (checked in ExpectRefused above as well).
+TEST(RedisTierHmacOptionTest, ShortKeyIsRefusedWithoutQuotingIt) {
+  RedisTier::Options options = TierOptions("redis://127.0.0.1:1");
+  options.hmac_key = "short-secret";  // 12 bytes
+  absl::StatusOr<std::unique_ptr<RedisTier>> tier = RedisTier::Create(options);
+  ASSERT_FALSE(tier.ok());
+  EXPECT_EQ(tier.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(tier.status().message(), HasSubstr("at least 16 bytes"));
+  EXPECT_THAT(tier.status().message(), Not(HasSubstr("short-secret")));
+  options.hmac_key = std::string(16, 'k');
+  EXPECT_TRUE(RedisTier::Create(options).ok());
 }
 
 // Issue 7: redis://[:password@]host[:port][/db] and the Redis 6 ACL form;

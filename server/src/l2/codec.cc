@@ -1,6 +1,11 @@
 #include "server/src/l2/codec.h"
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <vector>
 
@@ -86,6 +91,29 @@ absl::StatusOr<Parsed> Parse(absl::string_view value, absl::string_view kind,
   return p;
 }
 
+// HMAC-SHA256(hmac_key, len(name) as 8 bytes big-endian || name || value)
+// into `tag`. false only if OpenSSL fails.
+bool ComputeTag(absl::string_view hmac_key, absl::string_view name,
+                absl::string_view value, unsigned char (&tag)[kMacBytes]) {
+  if (hmac_key.size() > INT_MAX) return false;
+  // One contiguous message for the one-shot HMAC() (HMAC_CTX is deprecated
+  // in OpenSSL 3); a copy of at most ~256 KiB per Redis round trip.
+  std::string message;
+  message.reserve(8 + name.size() + value.size());
+  const uint64_t name_len = name.size();
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    message.push_back(static_cast<char>((name_len >> shift) & 0xff));
+  }
+  message.append(name.data(), name.size());
+  message.append(value.data(), value.size());
+  unsigned int tag_len = 0;
+  const unsigned char* out =
+      HMAC(EVP_sha256(), hmac_key.data(), static_cast<int>(hmac_key.size()),
+           reinterpret_cast<const unsigned char*>(message.data()),
+           message.size(), tag, &tag_len);
+  return out != nullptr && tag_len == kMacBytes;
+}
+
 }  // namespace
 
 std::string PolicyKey(absl::string_view domain) {
@@ -147,6 +175,35 @@ absl::StatusOr<StoredDecision> DecodeDecision(absl::string_view value,
   if (!p.ok()) return p.status();
   return StoredDecision{std::string(p->data),
                         absl::FromUnixMillis(p->expires_ms)};
+}
+
+absl::StatusOr<std::string> SealValue(absl::string_view hmac_key,
+                                      absl::string_view name,
+                                      absl::string_view value) {
+  unsigned char tag[kMacBytes];
+  if (!ComputeTag(hmac_key, name, value, tag)) {
+    return absl::InternalError("HMAC-SHA256 failed");
+  }
+  std::string sealed;
+  sealed.reserve(value.size() + kMacBytes);
+  sealed.append(value.data(), value.size());
+  sealed.append(reinterpret_cast<const char*>(tag), kMacBytes);
+  return sealed;
+}
+
+absl::StatusOr<absl::string_view> OpenValue(absl::string_view hmac_key,
+                                            absl::string_view name,
+                                            absl::string_view sealed) {
+  if (sealed.size() < kMacBytes) return absl::DataLossError("MAC mismatch");
+  const absl::string_view value = sealed.substr(0, sealed.size() - kMacBytes);
+  unsigned char tag[kMacBytes];
+  if (!ComputeTag(hmac_key, name, value, tag)) {
+    return absl::InternalError("HMAC-SHA256 failed");
+  }
+  if (CRYPTO_memcmp(tag, sealed.data() + value.size(), kMacBytes) != 0) {
+    return absl::DataLossError("MAC mismatch");
+  }
+  return value;
 }
 
 }  // namespace mxpolicy::l2

@@ -32,6 +32,8 @@ inline constexpr size_t kMaxDecisionBytes = 256 * 1024;
 // RFC 8461 §3.1: id is 1*32(ALPHA / DIGIT); slack for the caller to judge.
 inline constexpr size_t kMaxIdBytes = 64;
 inline constexpr size_t kMaxHeaderBytes = 96;
+// The HMAC-SHA256 tag of an authenticated value.
+inline constexpr size_t kMacBytes = 32;
 
 // Redis keys: "mxpolicy:v1:policy:<domain>", "mxpolicy:v1:decision:<domain>".
 std::string PolicyKey(absl::string_view domain);
@@ -52,6 +54,24 @@ absl::StatusOr<StoredPolicy> DecodePolicy(absl::string_view value,
                                           absl::Time now);
 absl::StatusOr<StoredDecision> DecodeDecision(absl::string_view value,
                                               absl::Time now);
+
+// The authenticated form of `value` stored at Redis key `name`: `value`
+// followed by its kMacBytes tag under `hmac_key` (see the layout above).
+// `hmac_key` should be non-empty (RedisTier requires 16+ bytes); INTERNAL
+// only if OpenSSL fails.
+absl::StatusOr<std::string> SealValue(absl::string_view hmac_key,
+                                      absl::string_view name,
+                                      absl::string_view value);
+
+// The codec value inside `sealed`, read from Redis key `name`, once its tag
+// verifies under `hmac_key` (constant-time compare). The result points into
+// `sealed`. DATA_LOSS "MAC mismatch" for a value too short to hold a tag, a
+// wrong tag, a value written for another name or under another key, or
+// none at all; the message never carries the key. Never crashes on any
+// input.
+absl::StatusOr<absl::string_view> OpenValue(absl::string_view hmac_key,
+                                            absl::string_view name,
+                                            absl::string_view sealed);
 
 }  // namespace mxpolicy::l2
 

@@ -356,6 +356,11 @@ absl::StatusOr<std::unique_ptr<RedisTier>> RedisTier::Create(
         "redis URL: a user without a password (give user:password@, or "
         "user@ and the password apart)");
   }
+  if (!options.hmac_key.empty() && options.hmac_key.size() < 16) {
+    // Not quoted: it is a secret.
+    return absl::InvalidArgumentError(
+        "redis tier: the HMAC key must have at least 16 bytes");
+  }
   if (options.timeout <= absl::ZeroDuration() || options.workers < 1 ||
       options.workers > 64 || options.max_queue < 1 ||
       options.min_backoff <= absl::ZeroDuration() ||
@@ -504,6 +509,15 @@ void RedisTier::Put(std::string domain, std::string key,
     NoteRefused(absl::StrCat("put ", what), domain, value.status().message());
     return;
   }
+  if (!options_.hmac_key.empty()) {
+    value = l2::SealValue(options_.hmac_key, key, *value);
+    if (!value.ok()) {
+      counters_.errors.fetch_add(1);
+      NoteRefused(absl::StrCat("put ", what), domain,
+                  value.status().message());
+      return;
+    }
+  }
   Op op;
   op.kind = Op::Kind::kPut;
   op.domain = std::move(domain);
@@ -584,18 +598,22 @@ void RedisTier::Run(Connection& conn, Op& op) {
   }
 
   std::vector<std::string> command;
+  const size_t tag_bytes = options_.hmac_key.empty() ? 0 : l2::kMacBytes;
   switch (op.kind) {
     // GETRANGE, not GET: whatever sits at the key, no more than the largest
-    // valid value (+1, so an oversized one fails the length check) crosses
-    // the wire or lands in memory. A missing key reads as "".
+    // valid value (with its tag, if any) crosses the wire or lands in
+    // memory. The end offset is inclusive, so one byte more is read and an
+    // oversized value fails the tag or length check. A missing key reads
+    // as "".
     case Op::Kind::kGetPolicy:
       command = {"GETRANGE", l2::PolicyKey(op.domain), "0",
                  absl::StrCat(l2::kMaxHeaderBytes + l2::kMaxIdBytes +
-                              l2::kMaxPolicyBodyBytes)};
+                              l2::kMaxPolicyBodyBytes + tag_bytes)};
       break;
     case Op::Kind::kGetDecision:
       command = {"GETRANGE", l2::DecisionKey(op.domain), "0",
-                 absl::StrCat(l2::kMaxHeaderBytes + l2::kMaxDecisionBytes)};
+                 absl::StrCat(l2::kMaxHeaderBytes + l2::kMaxDecisionBytes +
+                              tag_bytes)};
       break;
     case Op::Kind::kPut: {
       // PX from the time left now, so queueing does not extend the life.
@@ -634,13 +652,8 @@ void RedisTier::Run(Connection& conn, Op& op) {
                                   reply->type, ", not a string"));
         return fail(counters_.errors);
       }
-      const absl::string_view text = ReplyText(*reply);
-      const absl::Time now = ClockNow();
       const absl::Status decoded =
-          policy ? Deliver(l2::DecodePolicy(text, now), counters_.policy_hits,
-                           op.policy_done)
-                 : Deliver(l2::DecodeDecision(text, now),
-                           counters_.decision_hits, op.decision_done);
+          DecodeAndDeliver(op, key, ReplyText(*reply));
       if (!decoded.ok()) {
         SetLastError(
             absl::StrCat("redis GETRANGE ", key, ": ", decoded.message()));
@@ -657,6 +670,24 @@ void RedisTier::Run(Connection& conn, Op& op) {
     case Op::Kind::kForget:
       return;
   }
+}
+
+absl::Status RedisTier::DecodeAndDeliver(Op& op, absl::string_view key,
+                                         absl::string_view text) {
+  if (!options_.hmac_key.empty()) {
+    // Before any parsing: a value without a valid tag is not looked at.
+    absl::StatusOr<absl::string_view> opened =
+        l2::OpenValue(options_.hmac_key, key, text);
+    if (!opened.ok()) return opened.status();
+    text = *opened;
+  }
+  const absl::Time now = ClockNow();
+  if (op.kind == Op::Kind::kGetPolicy) {
+    return Deliver(l2::DecodePolicy(text, now), counters_.policy_hits,
+                   op.policy_done);
+  }
+  return Deliver(l2::DecodeDecision(text, now), counters_.decision_hits,
+                 op.decision_done);
 }
 
 }  // namespace mxpolicy

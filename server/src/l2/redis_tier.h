@@ -4,7 +4,8 @@
 // commands with hiredis's synchronous API under socket timeouts. Values use
 // the versioned, length-checked encoding of codec.h under the keys
 // "mxpolicy:v1:policy:<domain>" and "mxpolicy:v1:decision:<domain>", stored
-// with SET ... PX so Redis itself drops them at expiry.
+// with SET ... PX so Redis itself drops them at expiry, and optionally
+// authenticated with an HMAC-SHA256 tag (Options::hmac_key).
 #ifndef MXPOLICY_L2_REDIS_TIER_H_
 #define MXPOLICY_L2_REDIS_TIER_H_
 
@@ -62,10 +63,11 @@ absl::StatusOr<RedisEndpoint> ParseRedisUrl(absl::string_view url);
 //   also when idle. While a worker backs off, its operations fail fast
 //   (stats().unavailable) instead of waiting. An error *reply* to a command
 //   (e.g. WRONGTYPE at the key) keeps the connection.
-// - Stored values are untrusted: wrong type, version, kind, length or an
-//   expiry in the past read as nullopt and count in stats().errors. Gets
-//   read with GETRANGE up to the largest valid value, so a huge string at
-//   the key costs no more than that; an empty string reads as a miss.
+// - Stored values are untrusted: wrong type, version, kind, length, a
+//   missing or wrong tag (with an hmac_key) or an expiry in the past read as
+//   nullopt and count in stats().errors. Gets read with GETRANGE up to the
+//   largest valid value (tag included), so a huge string at the key costs
+//   no more than that; an empty string reads as a miss.
 // - last_error() keeps the latest failure's text (hiredis's, Redis's reply
 //   or the decoder's), for the caller to log. It names the endpoint as
 //   host:port but never carries the user or the password.
@@ -82,6 +84,22 @@ class RedisTier final : public SharedTier {
     // used byte for byte (a file's trailing newline is the caller's to
     // strip). Keeps the secret out of the URL, so out of argv and logs.
     std::string password;
+    // Non-empty (at least 16 bytes; 32 random bytes recommended): every
+    // value is stored with an HMAC-SHA256 tag over its Redis key name and
+    // its bytes (layout in codec.h), and a value read back must carry a
+    // valid tag before it is decoded. Without it, whoever can write to
+    // Redis can set any domain's policy or decision for the whole fleet;
+    // with it, such a writer can only delete values or put back a domain's
+    // own earlier ones under the same key (until they expire). Every
+    // replica sharing the Redis needs the same key: a value without a tag,
+    // with another key's tag, or moved from another key reads as nullopt,
+    // counts in stats().errors and sets last_error() to "... MAC
+    // mismatch". Empty: no tags (values are trusted as far as the decoder
+    // goes); such a tier fails to decode tagged values (their payload is
+    // kMacBytes longer than their header says), so a fleet switches all
+    // at once, each side reading the other's values as errors meanwhile.
+    // Used byte for byte; never appears in an error.
+    std::string hmac_key;
     absl::Duration timeout = absl::Milliseconds(50);
     int workers = 2;           // threads, and so connections
     size_t max_queue = 4096;   // operations waiting for a worker
@@ -93,8 +111,8 @@ class RedisTier final : public SharedTier {
   };
 
   // INVALID_ARGUMENT for a bad URL or options (also a user without any
-  // password). Succeeds when Redis is down: the workers keep trying in the
-  // background.
+  // password, or an hmac_key of 1-15 bytes). Succeeds when Redis is down:
+  // the workers keep trying in the background.
   static absl::StatusOr<std::unique_ptr<RedisTier>> Create(
       const Options& options);
 
@@ -134,7 +152,8 @@ class RedisTier final : public SharedTier {
   // stopped, the domain is unsafe or the queue is full.
   void Enqueue(Op op);
   // Validates and queues a put of `value` (an encoding of a `what`) at
-  // `key`; expired values are skipped, refused ones counted as errors.
+  // `key`, tagged when the tier has an hmac_key; expired values are
+  // skipped, refused ones counted as errors.
   void Put(std::string domain, std::string key, absl::string_view what,
            absl::Time expires_at, absl::StatusOr<std::string> value);
   // Counts `op` in `counter` and completes its get, if any, with nullopt.
@@ -148,6 +167,11 @@ class RedisTier final : public SharedTier {
   void WorkerLoop();
   // Runs `op` on `conn` (a worker's own) and completes it.
   void Run(Connection& conn, Op& op);
+  // Checks the tag of `text` read at `key` (when the tier has an hmac_key)
+  // and decodes it into the get's callback: OK when it was delivered (a
+  // hit), else the reason for the caller to count and complete.
+  absl::Status DecodeAndDeliver(Op& op, absl::string_view key,
+                                absl::string_view text);
   bool HasWorkOrStopping() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetLastError(std::string text);
   absl::Time ClockNow() const;
