@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -52,13 +53,21 @@ class RedisL2Test : public ::testing::Test {
   // `redis_timeout`: generous where a test needs Redis to answer (a busy CI
   // machine must not turn a hit into a miss), the default where it plays
   // Redis failing.
+  // `hmac_key`: non-empty, written to a file for --redis-hmac-key-file.
   std::unique_ptr<testing::WorldDaemon> Replica(
       bool with_redis = true,
-      absl::Duration redis_timeout = absl::Seconds(2)) {
+      absl::Duration redis_timeout = absl::Seconds(2),
+      const std::string& hmac_key = "") {
     ServerConfig config = testing::WorldServerConfig(env_);
     config.fetch_timeout = absl::Seconds(3);
     if (with_redis) config.redis_url = redis_.url();
     config.redis_timeout = redis_timeout;
+    if (!hmac_key.empty()) {
+      config.redis_hmac_key_file =
+          absl::StrCat(::testing::TempDir(), "/hmac-", hmac_key.size(), "-",
+                       std::hash<std::string>()(hmac_key));
+      std::ofstream(config.redis_hmac_key_file, std::ios::trunc) << hmac_key;
+    }
     absl::StatusOr<std::unique_ptr<testing::WorldDaemon>> world =
         testing::WorldDaemon::Start(config);
     EXPECT_TRUE(world.ok()) << world.status();
@@ -292,6 +301,52 @@ TEST_F(RedisL2Test, PasswordFromFile) {
     EXPECT_EQ(misses, ok ? 1 : 0) << password;
     EXPECT_EQ(errors > 0, !ok) << password;
   }
+}
+
+// --redis-hmac-key-file: replicas with the same key share; a replica with
+// another key (or none) takes nothing from Redis and resolves for itself,
+// so write access to Redis alone cannot change the fleet's answers.
+TEST_F(RedisL2Test, HmacKeyAuthenticatesSharedValues) {
+  const std::string key = "0123456789abcdef-fleet-key";
+  std::unique_ptr<testing::WorldDaemon> a = Replica(true, absl::Seconds(2), key);
+  ASSERT_TRUE(a);
+  v1::ResolveResponse r;
+  ASSERT_TRUE(a->Resolve("insecure.test", &r).ok());
+  ASSERT_EQ(r.decision(), v1::DECISION_STS_ENFORCE) << r.reason();
+  ASSERT_TRUE(WaitForKey(DecisionKey("insecure.test")));
+  ASSERT_TRUE(WaitForKey(PolicyKey("insecure.test")));
+
+  std::unique_ptr<testing::WorldDaemon> same =
+      Replica(true, absl::Seconds(2), key);
+  ASSERT_TRUE(same->Resolve("insecure.test", &r).ok());
+  EXPECT_EQ(r.source(), v1::SOURCE_CACHE) << "same key: shared";
+
+  for (const std::string& other : {std::string("another-key-of-16+bytes"),
+                                   std::string()}) {
+    std::unique_ptr<testing::WorldDaemon> stranger =
+        Replica(true, absl::Seconds(2), other);
+    ASSERT_TRUE(stranger->Resolve("insecure.test", &r).ok());
+    EXPECT_EQ(r.source(), v1::SOURCE_FRESH) << "key '" << other << "'";
+    EXPECT_EQ(r.decision(), v1::DECISION_STS_ENFORCE);
+    testing::MetricValues m(stranger->daemon().RenderMetrics());
+    EXPECT_EQ(m["mxpolicy_sts_fetch_duration_seconds_count"], 1)
+        << "key '" << other << "': the shared policy must not be used";
+    EXPECT_GT(m["mxpolicy_upstream_errors_total{kind=\"redis\"}"], 0);
+  }
+}
+
+// Too short a key is refused at start, naming the flag.
+TEST_F(RedisL2Test, ShortHmacKeyIsRefused) {
+  ServerConfig config = testing::WorldServerConfig(env_);
+  config.redis_url = redis_.url();
+  config.redis_hmac_key_file = ::testing::TempDir() + "/hmac-key-too-small";
+  std::ofstream(config.redis_hmac_key_file, std::ios::trunc) << "s3cr3t\n";
+  absl::StatusOr<std::unique_ptr<testing::WorldDaemon>> w =
+      testing::WorldDaemon::Start(config);
+  ASSERT_FALSE(w.ok());
+  EXPECT_THAT(std::string(w.status().message()),
+              HasSubstr("--redis-hmac-key-file"));
+  EXPECT_THAT(std::string(w.status().message()), ::testing::Not(HasSubstr("s3cr3t")));
 }
 
 }  // namespace

@@ -71,6 +71,9 @@ struct ServerConfig {
   std::string redis_url;
   // A file holding the Redis password (keeps it off the command line).
   std::string redis_password_file;
+  // A file holding the key that authenticates every value in Redis
+  // (HMAC-SHA256); the same on every replica. Empty: values unauthenticated.
+  std::string redis_hmac_key_file;
   // Time limit for one Redis operation; beyond it L1 + DNS/HTTPS answer.
   absl::Duration redis_timeout = absl::Milliseconds(50);
 };

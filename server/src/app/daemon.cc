@@ -33,6 +33,21 @@
 namespace mxpolicy {
 namespace {
 
+// A secret from a file, surrounding whitespace stripped; "" for no file.
+// The message names the flag and the file, never the content.
+absl::StatusOr<std::string> ReadSecretFile(absl::string_view flag,
+                                           const std::string& path) {
+  if (path.empty()) return std::string();
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, ": cannot read ", path));
+  }
+  return std::string(absl::StripAsciiWhitespace(text.str()));
+}
+
 // Drops every ServerBuilder plugin (the reflection plugin registers itself
 // process-wide): the health listener serves grpc.health.v1 and nothing else.
 class NoPluginsOption final : public grpc::ServerBuilderOption {
@@ -80,21 +95,20 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
 
   d->clock_ = std::make_unique<RealClock>();
   if (!config.redis_url.empty()) {
-    std::string password;
-    if (!config.redis_password_file.empty()) {
-      std::ifstream in(config.redis_password_file);
-      std::stringstream text;
-      text << in.rdbuf();
-      if (!in) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--redis-password-file: cannot read ",
-                         config.redis_password_file));
-      }
-      password = std::string(absl::StripAsciiWhitespace(text.str()));
+    absl::StatusOr<std::string> password =
+        ReadSecretFile("--redis-password-file", config.redis_password_file);
+    if (!password.ok()) return password.status();
+    absl::StatusOr<std::string> hmac_key =
+        ReadSecretFile("--redis-hmac-key-file", config.redis_hmac_key_file);
+    if (!hmac_key.ok()) return hmac_key.status();
+    if (!config.redis_hmac_key_file.empty() && hmac_key->size() < 16) {
+      return absl::InvalidArgumentError(
+          "--redis-hmac-key-file: the key must have at least 16 bytes");
     }
     absl::StatusOr<std::unique_ptr<RedisTier>> tier = RedisTier::Create(
         {.url = config.redis_url,
-         .password = std::move(password),
+         .password = *std::move(password),
+         .hmac_key = *std::move(hmac_key),
          .timeout = config.redis_timeout,
          .clock = d->clock_.get()});
     if (!tier.ok()) return tier.status();

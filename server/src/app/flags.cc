@@ -268,6 +268,14 @@ std::vector<Flag> ServerFlags(ServerConfig& c) {
        "it keeps the password out of the command line. Overrides a password "
        "in --redis.",
        "\"\"", SetString(c.redis_password_file)},
+      {"redis-hmac-key-file",
+       "File holding a secret key (at least 16 bytes; surrounding whitespace "
+       "ignored), the same on every replica: every value stored in Redis is "
+       "authenticated with HMAC-SHA256 over its key and content, and values "
+       "without a valid MAC are ignored, so that write access to Redis alone "
+       "cannot change the fleet's policies. Empty: values are not "
+       "authenticated.",
+       "\"\"", SetString(c.redis_hmac_key_file)},
       {"redis-timeout",
        "Time limit for one Redis operation; slower answers are ignored and "
        "the service answers from L1, DNS and HTTPS.",
