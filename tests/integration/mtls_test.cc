@@ -41,6 +41,7 @@
 #include "server/src/rpc/probe_health.h"
 #include "server/src/rpc/server_tls.h"
 #include "tests/support/process.h"
+#include "tests/support/prometheus_text.h"
 #include "tests/support/test_pki.h"
 #include "tests/support/world_env.h"
 
@@ -193,6 +194,32 @@ class TlsDaemonTest : public WorldPkiTest {
   std::unique_ptr<Daemon> daemon_;
   std::string target_;
 };
+
+// Issue 7 "Observability": mxpolicy_tls_reloads_total counts reloads by
+// result — a good reload as ok, a refused one (a broken key) as error.
+TEST_F(TlsDaemonTest, ReloadsAreCountedByResult) {
+  const std::string dir = ::testing::TempDir() + "/tls-reload-metric";
+  std::filesystem::create_directories(dir);
+  const std::string cert = dir + "/server.pem", key = dir + "/server.key";
+  CopyFile(Pki().server.cert, cert);
+  CopyFile(Pki().server.key, key);
+  Start(/*mtls=*/false, "", [&](ServerConfig& c) {
+    c.tls_cert = cert;
+    c.tls_key = key;
+  });
+  auto reloads = [&](const char* result) {
+    return testing::MetricValues(daemon_->RenderMetrics())[absl::StrCat(
+        "mxpolicy_tls_reloads_total{result=\"", result, "\"}")];
+  };
+  EXPECT_EQ(reloads("ok"), 0);
+  EXPECT_TRUE(daemon_->ReloadTls().ok());
+  EXPECT_EQ(reloads("ok"), 1);
+  EXPECT_EQ(reloads("error"), 0);
+  CopyFile(Pki().node1.key, key);  // not the server certificate's key
+  EXPECT_FALSE(daemon_->ReloadTls().ok());
+  EXPECT_EQ(reloads("ok"), 1);
+  EXPECT_EQ(reloads("error"), 1);
+}
 
 // Issue 7: under mTLS a client without a certificate fails the handshake.
 TEST_F(TlsDaemonTest, MtlsRefusesClientWithoutCertificate) {

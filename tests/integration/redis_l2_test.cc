@@ -7,6 +7,8 @@
 // - Redis killed or hung mid-run: no RPC fails, errors are counted, and the
 //   tier reconnects by itself.
 
+#include <signal.h>
+#include <sys/types.h>
 #include <atomic>
 #include <fstream>
 #include <functional>
@@ -40,6 +42,64 @@ std::string DecisionKey(const std::string& d) {
   return "mxpolicy:v1:decision:" + d;
 }
 std::string PolicyKey(const std::string& d) { return "mxpolicy:v1:policy:" + d; }
+
+// mxpolicyd as its own process, as replicas run: gRPC and metrics on free
+// loopback ports, the world's settings, the shared Redis. SIGTERM on Stop().
+class ReplicaProcess {
+ public:
+  ReplicaProcess(const testing::WorldEnv& env, const std::string& redis_url)
+      : port_(testing::FreePort()), metrics_port_(testing::FreePort()) {
+    std::vector<std::string> args = {MXPOLICYD_PATH,
+                                     absl::StrCat("--listen=", target())};
+    for (std::string& f : testing::WorldDaemonFlags(env)) args.push_back(f);
+    args.push_back(absl::StrCat("--metrics-listen=127.0.0.1:", metrics_port_));
+    args.push_back("--redis=" + redis_url);
+    args.push_back("--redis-timeout=2s");  // a busy CI box: no false misses
+    args.push_back("--fetch-timeout=3s");
+    pid_ = testing::Spawn(args, /*quiet=*/true);
+    serving_ = pid_ > 0 && testing::WaitServing(target());
+    stub_ = v1::PolicyResolver::NewStub(
+        grpc::CreateChannel(target(), grpc::InsecureChannelCredentials()));
+  }
+  ~ReplicaProcess() { Stop(); }
+
+  // Exit status of the SIGTERM-ed process (0: drained and exited cleanly).
+  int Stop() {
+    if (pid_ <= 0) return 0;
+    // Our channel closes first: a connected idle client holds the server's
+    // graceful shutdown for a few seconds (GOAWAY handshake).
+    stub_.reset();
+    kill(pid_, SIGTERM);
+    const int status = testing::Reap(pid_);
+    pid_ = -1;
+    return status;
+  }
+  bool serving() const { return serving_; }
+  std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
+
+  grpc::Status Resolve(const std::string& domain, v1::ResolveResponse* out) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(15)));
+    v1::ResolveRequest request;
+    request.set_domain(domain);
+    return stub_->Resolve(&context, request, out);
+  }
+  // A scrape of its /metrics.
+  testing::MetricValues Metrics() const {
+    return testing::MetricValues(testing::LoopbackExchange(
+        metrics_port_, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        /*first_line_only=*/false));
+  }
+  double Fetches() const {
+    return Metrics()["mxpolicy_sts_fetch_duration_seconds_count"];
+  }
+
+ private:
+  const int port_, metrics_port_;
+  pid_t pid_ = -1;
+  bool serving_ = false;
+  std::unique_ptr<v1::PolicyResolver::Stub> stub_;
+};
 
 class RedisL2Test : public ::testing::Test {
  protected:
@@ -84,11 +144,6 @@ class RedisL2Test : public ::testing::Test {
     return false;
   }
 
-  static double Fetches(testing::WorldDaemon& w) {
-    return testing::MetricValues(w.daemon().RenderMetrics())
-        ["mxpolicy_sts_fetch_duration_seconds_count"];
-  }
-
   bool WorldSh(const std::vector<std::string>& args) {
     int code = -1;
     std::vector<std::string> all = {WORLD_SH_PATH};
@@ -101,52 +156,54 @@ class RedisL2Test : public ::testing::Test {
   testing::RedisServer redis_;
 };
 
+// Two mxpolicyd processes on one Redis.
 TEST_F(RedisL2Test, TwoReplicasShareDecisionsAndPolicies) {
-  std::unique_ptr<testing::WorldDaemon> a = Replica(), b = Replica();
-  ASSERT_TRUE(a && b);
+  ReplicaProcess a(env_, redis_.url()), b(env_, redis_.url());
+  ASSERT_TRUE(a.serving() && b.serving());
   v1::ResolveResponse r;
   // A decision resolved by A is B's answer: no DNS, no fetch at B.
-  ASSERT_TRUE(a->Resolve("insecure.test", &r).ok());
+  ASSERT_TRUE(a.Resolve("insecure.test", &r).ok());
   ASSERT_EQ(r.decision(), v1::DECISION_STS_ENFORCE) << r.reason();
-  EXPECT_EQ(Fetches(*a), 1);
+  EXPECT_EQ(a.Fetches(), 1);
   ASSERT_TRUE(WaitForKey(DecisionKey("insecure.test")));
-  ASSERT_TRUE(b->Resolve("insecure.test", &r).ok());
+  ASSERT_TRUE(b.Resolve("insecure.test", &r).ok());
   EXPECT_EQ(r.decision(), v1::DECISION_STS_ENFORCE) << r.reason();
   EXPECT_EQ(r.source(), v1::SOURCE_CACHE);
   EXPECT_GT(r.ttl().seconds(), 0);
-  testing::MetricValues mb(b->daemon().RenderMetrics());
+  testing::MetricValues mb = b.Metrics();
   EXPECT_EQ(mb["mxpolicy_sts_fetch_duration_seconds_count"], 0);
   EXPECT_EQ(mb["mxpolicy_dns_query_duration_seconds_count{rrtype=\"MX\"}"], 0);
   EXPECT_EQ(mb["mxpolicy_l2_requests_total{kind=\"decision\",result=\"hit\"}"], 1);
 
   // A policy fetched by A serves B's own resolution: B looks up DNS (the
   // TXT id is unchanged) but fetches nothing.
-  ASSERT_TRUE(a->Resolve("sts-blank.test", &r).ok());
+  ASSERT_TRUE(a.Resolve("sts-blank.test", &r).ok());
   ASSERT_EQ(r.decision(), v1::DECISION_STS_ENFORCE) << r.reason();
   ASSERT_TRUE(WaitForKey(PolicyKey("sts-blank.test")));
   ASSERT_TRUE(WaitForKey(DecisionKey("sts-blank.test")));
   ASSERT_EQ(RedisCommand(redis_.port(), "DEL " + DecisionKey("sts-blank.test")),
             ":1\r\n");
-  ASSERT_TRUE(b->Resolve("sts-blank.test", &r).ok());
+  ASSERT_TRUE(b.Resolve("sts-blank.test", &r).ok());
   EXPECT_EQ(r.decision(), v1::DECISION_STS_ENFORCE) << r.reason();
   EXPECT_EQ(r.source(), v1::SOURCE_FRESH);
   EXPECT_EQ(r.sts_policy().id(), "blank1");
-  EXPECT_EQ(Fetches(*b), 0) << "B fetched a policy A had shared";
-  EXPECT_EQ(testing::MetricValues(b->daemon().RenderMetrics())
-                ["mxpolicy_l2_requests_total{kind=\"policy\",result=\"hit\"}"],
+  EXPECT_EQ(b.Fetches(), 0) << "B fetched a policy A had shared";
+  EXPECT_EQ(b.Metrics()["mxpolicy_l2_requests_total{kind=\"policy\",result=\"hit\"}"],
             1);
 }
 
+// An mxpolicyd process restarted after the domain withdrew its TXT record.
 TEST_F(RedisL2Test, RestartedReplicaEnforcesPolicyWhoseTxtWasRemoved) {
   const std::string d = "sts-l2.test";
   {
-    std::unique_ptr<testing::WorldDaemon> a = Replica();
-    ASSERT_TRUE(a);
+    ReplicaProcess a(env_, redis_.url());
+    ASSERT_TRUE(a.serving());
     v1::ResolveResponse r;
-    ASSERT_TRUE(a->Resolve(d, &r).ok());
+    ASSERT_TRUE(a.Resolve(d, &r).ok());
     ASSERT_EQ(r.decision(), v1::DECISION_STS_ENFORCE) << r.reason();
     ASSERT_TRUE(WaitForKey(PolicyKey(d)));
-  }  // A stops; its memory is gone.
+    EXPECT_EQ(a.Stop(), 0);
+  }  // A has exited; its memory is gone.
   // The domain withdraws its TXT record (TTL 1 s) — RFC 8461 §10.2: a
   // policy cached before must still be enforced until it expires.
   ASSERT_TRUE(WorldSh({"set-txt", env_.dir, "_mta-sts." + d}));
@@ -157,13 +214,13 @@ TEST_F(RedisL2Test, RestartedReplicaEnforcesPolicyWhoseTxtWasRemoved) {
   // Not the shared decision: the policy itself must carry the answer.
   RedisCommand(redis_.port(), "DEL " + DecisionKey(d));
 
-  std::unique_ptr<testing::WorldDaemon> restarted = Replica();
-  ASSERT_TRUE(restarted);
+  ReplicaProcess restarted(env_, redis_.url());
+  ASSERT_TRUE(restarted.serving());
   v1::ResolveResponse r;
-  ASSERT_TRUE(restarted->Resolve(d, &r).ok());
+  ASSERT_TRUE(restarted.Resolve(d, &r).ok());
   EXPECT_EQ(r.decision(), v1::DECISION_STS_ENFORCE) << r.reason();
   EXPECT_THAT(r.reason(), HasSubstr("cached policy applies"));
-  EXPECT_EQ(Fetches(*restarted), 0);
+  EXPECT_EQ(restarted.Fetches(), 0);
 
   // Control: without the shared tier the same restart forgets the policy.
   std::unique_ptr<testing::WorldDaemon> alone = Replica(/*with_redis=*/false);

@@ -294,6 +294,27 @@ TEST_F(CachingResolverTest, RefreshAheadResolvesInTheBackground) {
   EXPECT_EQ(caching_.counters().refreshes, 1u);
 }
 
+// A background refresh that ends in TEMPFAIL is a refresh failure (the
+// mxpolicy_refresh_failures_total{kind="decision"} metric); one that
+// succeeds is not.
+TEST_F(CachingResolverTest, FailedRefreshIsCounted) {
+  Ask("r.example");
+  dns_.Release({{"r.example", MxOf("mx1.r.example")}});
+  clock_.Advance(absl::Seconds(290));  // inside the last eighth of 300 s
+  Ask("r.example");                    // a hit that starts the refresh
+  dns_.Release({{"r.example", MxOf("mx1.r.example")}});
+  EXPECT_EQ(caching_.counters().refreshes, 1u);
+  EXPECT_EQ(caching_.counters().refresh_failures, 0u);
+  clock_.Advance(absl::Seconds(290));
+  Ask("r.example");
+  DnsAnswer servfail;
+  servfail.outcome = DnsOutcome::kError;
+  servfail.error = "SERVFAIL";
+  dns_.Release({{"r.example", servfail}});
+  EXPECT_EQ(caching_.counters().refreshes, 2u);
+  EXPECT_EQ(caching_.counters().refresh_failures, 1u);
+}
+
 TEST_F(CachingResolverTest, InvalidateDropsDecisionAndPolicy) {
   Ask("i.example");
   dns_.Release({});
