@@ -310,9 +310,7 @@ void Resolution::RestoreFromTier(StoredPolicy stored) {
   // Whatever Redis holds is re-checked as if it came from HTTPS and DNS:
   // the policy grammar (SPEC C), the id grammar (A), a sane lifetime.
   absl::StatusOr<sts::Policy> policy = sts::ParsePolicy(stored.body);
-  absl::StatusOr<std::string> id =
-      sts::ParseStsTxt(absl::StrCat("v=STSv1; id=", stored.id, ";"));
-  if (!policy.ok() || !id.ok() || *id != stored.id ||
+  if (!policy.ok() || !sts::IsValidPolicyId(stored.id) ||
       stored.expires_at > stored.fetched_at + policy->max_age ||
       stored.fetched_at > store_.clock().Now() + absl::Minutes(5)) {
     LogLine(LogLevel::kWarning, "l2_policy_rejected")

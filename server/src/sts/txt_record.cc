@@ -68,6 +68,14 @@ absl::StatusOr<std::vector<Field>> Fields(absl::string_view record,
 
 }  // namespace
 
+bool IsValidPolicyId(absl::string_view id) {
+  if (id.empty() || id.size() > 32) return false;
+  for (char c : id) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
 absl::StatusOr<std::string> ParseStsTxt(absl::string_view record) {
   constexpr absl::string_view kWhat = "_mta-sts TXT record";
   absl::StatusOr<std::vector<Field>> fields = Fields(record, "v=STSv1", kWhat);
@@ -76,13 +84,10 @@ absl::StatusOr<std::string> ParseStsTxt(absl::string_view record) {
   bool have_id = false;
   for (const auto& [name, value] : *fields) {
     if (name == "id") {
-      if (value.empty() || value.size() > 32) {
-        return Invalid(kWhat, "id must be 1 to 32 characters");
-      }
-      for (char c : value) {
-        if (!absl::ascii_isalnum(static_cast<unsigned char>(c))) {
-          return Invalid(kWhat, "id must be letters and digits only");
-        }
+      if (!IsValidPolicyId(value)) {
+        return Invalid(kWhat, value.empty() || value.size() > 32
+                                  ? "id must be 1 to 32 characters"
+                                  : "id must be letters and digits only");
       }
       if (!have_id) id = std::string(value);  // SPEC A7: first wins
       have_id = true;

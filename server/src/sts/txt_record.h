@@ -20,6 +20,9 @@ namespace mxpolicy::sts {
 // Returns the id, or INVALID_ARGUMENT naming the first problem.
 absl::StatusOr<std::string> ParseStsTxt(absl::string_view record);
 
+// The §3.1 id grammar on its own: 1–32 ASCII letters and digits (SPEC A5).
+bool IsValidPolicyId(absl::string_view id);
+
 // The TXT RRset step (SPEC A3, A4): joins each record's strings, keeps those
 // starting with "v=STSv1", and parses the single one left. INVALID_ARGUMENT
 // ("no available policy") when none or several are left or it does not parse.
