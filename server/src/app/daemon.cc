@@ -65,7 +65,6 @@ class NoPluginsOption final : public grpc::ServerBuilderOption {
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(
     const ServerConfig& config, std::vector<grpc::Service*> extra_services) {
   std::unique_ptr<Daemon> d(new Daemon());
-  ConfigureLogging({.level = config.log_level, .json = config.log_json});
   d->metrics_ = std::make_unique<metrics::Registry>();
   d->metrics_->AddCallback("mxpolicy_build_info",
                            "Always 1; the version in a label.",
