@@ -150,6 +150,7 @@ class GrpcClient final : public Client {
     p.response.mutable_ttl()->set_seconds(
         absl::ToInt64Seconds(absl::Ceil(e->expires - now, absl::Seconds(1))));
     p.from_local_cache = true;
+    p.fresh_until = e->expires;
     return p;
   }
 
@@ -159,6 +160,7 @@ class GrpcClient final : public Client {
       cache_.Put(call.key, call.response, now);
       Policy p;
       p.response = std::move(call.response);
+      p.fresh_until = now + absl::Seconds(p.response.ttl().seconds());
       std::move(call.done)(std::move(p));
       return;
     }

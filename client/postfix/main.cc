@@ -48,7 +48,8 @@ constexpr char kUsage[] =
     "  --sts-testing=notfound|enforce\n"
     "                           MTA-STS testing policies (default notfound,\n"
     "                           RFC 8461 §5; enforce = strict_testing)\n"
-    "  --cache-entries=N        local cache size (default 100000)\n"
+    "  --cache-entries=N        local cache size (default 100000; also\n"
+    "                           bounds the memo of rendered replies)\n"
     "  --stale-if-error=D       use an expired answer this long when the\n"
     "                           service is unreachable (default 1h)\n"
     "  --ca-file=F --cert-file=F --key-file=F --tls-server-name=N\n"
@@ -121,6 +122,7 @@ int main(int argc, char** argv) {
       return bad(arg, "unknown flag");
     }
   }
+  options.memo_entries = client_options.cache_entries;
   absl::StatusOr<std::unique_ptr<mxpolicy::Client>> client =
       mxpolicy::Client::Create(client_options);
   if (!client.ok()) {

@@ -22,7 +22,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "client/postfix/netstring.h"
 
 namespace mxpolicy::postfix {
 namespace {
@@ -115,11 +114,12 @@ struct SocketmapServer::Connection {
   const uint64_t id;
   const int fd;
   NetstringDecoder decoder;
-  // Replies in request order; nullopt while the lookup runs.
+  // Encoded replies owed, in request order; nullopt while the lookup runs.
   std::deque<std::optional<std::string>> slots;
   uint64_t first_seq = 0;  // seq of slots.front()
-  std::string out;         // encoded replies not yet written
+  std::string out;         // encoded replies; written up to out_offset
   size_t out_offset = 0;
+  size_t owed() const { return out.size() - out_offset; }
   uint32_t mask = EPOLLIN | EPOLLRDHUP;  // registered epoll events
   bool closing = false;    // malformed input: close once replies are out
   absl::Time last_active;
@@ -162,7 +162,8 @@ SocketmapServer::SocketmapServer(const ServerOptions& options, Client& client,
       wake_fd_(wake_fd),
       port_(port),
       unix_path_(std::move(unix_path)),
-      last_sweep_(absl::Now()) {}
+      last_sweep_(absl::Now()),
+      memo_(options.memo_entries, options.memo_bytes) {}
 
 SocketmapServer::~SocketmapServer() {
   // Lookups still running hold `this`; each ends by its deadline.
@@ -251,8 +252,9 @@ void SocketmapServer::Accept() {
 
 void SocketmapServer::OnReadable(Connection& c) {
   char buf[16384];
-  std::vector<NetstringDecoder::Item> items;
-  while (!c.closing) {
+  // A client that sends without reading stops being read once this much is
+  // owed to it (Flush reads on again when it has taken its replies).
+  while (!c.closing && c.owed() < options_.max_buffered_reply_bytes) {
     const ssize_t n = read(c.fd, buf, sizeof(buf));
     if (n == 0) {  // EOF: send what is still owed, then close
       c.closing = true;
@@ -264,14 +266,20 @@ void SocketmapServer::OnReadable(Connection& c) {
       Close(c);
       return;
     }
-    c.last_active = absl::Now();
-    items.clear();
+    const absl::Time now = absl::Now();
+    c.last_active = now;
+    items_.clear();
     const absl::Status fed =
-        c.decoder.Feed(absl::string_view(buf, static_cast<size_t>(n)), items);
+        c.decoder.Feed(absl::string_view(buf, static_cast<size_t>(n)), items_);
     const uint64_t id = c.id;
-    for (NetstringDecoder::Item& item : items) {
+    for (NetstringDecoder::Item& item : items_) {
       if (item.oversized) {  // SPEC I6: a too-long query is "not found"
-        c.slots.emplace_back(std::string(kNotFound));
+        Queue(c, EncodeNetstring(kNotFound));
+        continue;
+      }
+      if (const std::string* memo = memo_.Find(item.payload, now)) {
+        requests_.fetch_add(1, std::memory_order_relaxed);
+        Queue(c, *memo);
         continue;
       }
       Handle(c, std::move(item.payload));
@@ -295,33 +303,40 @@ void SocketmapServer::Handle(Connection& c, std::string payload) {
   const uint64_t seq = c.first_seq + c.slots.size();
   absl::StatusOr<Request> request = ParseRequest(payload);
   if (!request.ok()) {
-    c.slots.emplace_back(
-        absl::StrCat("PERM mxpolicy: ", request.status().message()));
+    Queue(c, EncodeNetstring(
+                 absl::StrCat("PERM mxpolicy: ", request.status().message())));
     return;
   }
   std::optional<std::string> domain = DomainForKey(request->key);
   if (!domain) {
-    c.slots.emplace_back(std::string(kNotFound));
+    Queue(c, EncodeNetstring(kNotFound));
     return;
   }
   c.slots.emplace_back(std::nullopt);
-  Lookup(c, seq, *std::move(domain));
+  Lookup(c, seq, *std::move(domain), std::move(payload));
 }
 
-void SocketmapServer::Lookup(Connection& c, uint64_t seq, std::string domain) {
+void SocketmapServer::Lookup(Connection& c, uint64_t seq, std::string domain,
+                             std::string request) {
   in_flight_.fetch_add(1);
   client_.ResolveAsync(
       domain, options_.deadline,
-      [this, id = c.id, seq](absl::StatusOr<Policy> policy) {
-        std::string reply = policy.ok()
-                                ? PolicyReply(policy->response, options_.reply)
-                                : FailureReply(policy.status());
+      [this, id = c.id, seq, request = std::move(request)](
+          absl::StatusOr<Policy> policy) mutable {
+        Answer answer;
+        if (policy.ok()) {
+          answer.reply = PolicyReply(policy->response, options_.reply);
+          answer.request = std::move(request);
+          answer.fresh_until = policy->fresh_until;  // past when stale
+        } else {
+          answer.reply = FailureReply(policy.status());
+        }
         if (loop_of_thread == this) {
-          Fill(id, seq, std::move(reply));
+          Fill(id, seq, std::move(answer));
         } else {
           {
             absl::MutexLock lock(&done_mu_);
-            done_.push_back(Done{id, seq, std::move(reply)});
+            done_.push_back(Done{id, seq, std::move(answer)});
           }
           const uint64_t one = 1;
           (void)!write(wake_fd_, &one, sizeof(one));
@@ -347,22 +362,31 @@ void SocketmapServer::DrainDone() {
     absl::MutexLock lock(&done_mu_);
     done.swap(done_);
   }
-  for (Done& d : done) Fill(d.connection, d.seq, std::move(d.reply));
+  for (Done& d : done) Fill(d.connection, d.seq, std::move(d.answer));
 }
 
-void SocketmapServer::Fill(uint64_t id, uint64_t seq, std::string reply) {
+void SocketmapServer::Queue(Connection& c, absl::string_view encoded) {
+  if (c.slots.empty()) {
+    c.out.append(encoded.data(), encoded.size());
+  } else {
+    c.slots.emplace_back(std::string(encoded));
+  }
+}
+
+void SocketmapServer::Fill(uint64_t id, uint64_t seq, Answer answer) {
+  std::string encoded = EncodeNetstring(answer.reply);
+  memo_.Put(answer.request, encoded, answer.fresh_until, absl::Now());
   auto it = connections_.find(id);
   if (it == connections_.end()) return;  // closed meanwhile
   Connection& c = *it->second;
   if (seq < c.first_seq || seq - c.first_seq >= c.slots.size()) return;
-  c.slots[seq - c.first_seq] = std::move(reply);
+  c.slots[seq - c.first_seq] = std::move(encoded);
   Flush(c);
 }
 
 void SocketmapServer::Flush(Connection& c) {
   while (!c.slots.empty() && c.slots.front().has_value()) {
-    const std::string& r = *c.slots.front();
-    absl::StrAppend(&c.out, r.size(), ":", r, ",");
+    c.out += *c.slots.front();
     c.slots.pop_front();
     ++c.first_seq;
   }
@@ -382,6 +406,9 @@ void SocketmapServer::Flush(Connection& c) {
   if (c.out_offset == c.out.size()) {
     c.out.clear();
     c.out_offset = 0;
+  } else if (c.out_offset >= 65536) {  // a slow reader: drop what it took
+    c.out.erase(0, c.out_offset);
+    c.out_offset = 0;
   }
   if (c.closing && c.slots.empty() && c.out.empty()) {
     Close(c);
@@ -389,7 +416,9 @@ void SocketmapServer::Flush(Connection& c) {
   }
   // Closing: stop reading (EOF or malformed input stays signalled) and
   // wait for the owed replies only.
-  const uint32_t mask = (c.closing ? 0u : EPOLLIN | EPOLLRDHUP) |
+  const bool reading =
+      !c.closing && c.owed() < options_.max_buffered_reply_bytes;
+  const uint32_t mask = (reading ? EPOLLIN | EPOLLRDHUP : 0u) |
                         (c.out.empty() ? 0u : EPOLLOUT);
   if (mask != c.mask) {
     c.mask = mask;

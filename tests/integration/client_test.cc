@@ -142,12 +142,15 @@ TEST(ClientTest, LocalCacheTtlAndStaleIfError) {
   absl::StatusOr<Policy> first = client->Resolve("A.Example.", absl::Seconds(5));
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_FALSE(first->from_local_cache);
+  const absl::Time fresh_until = clock.Now() + absl::Seconds(60);
+  EXPECT_EQ(first->fresh_until, fresh_until);
   clock.Advance(absl::Seconds(20));
   absl::StatusOr<Policy> hit = client->Resolve("a.example", absl::Seconds(5));
   ASSERT_TRUE(hit.ok());
   EXPECT_TRUE(hit->from_local_cache);
   EXPECT_EQ(hit->response.source(), v1::SOURCE_CACHE);
   EXPECT_EQ(hit->response.ttl().seconds(), 40);
+  EXPECT_EQ(hit->fresh_until, fresh_until);  // the cached entry's own end
   EXPECT_EQ(service.calls.load(), 1);
   ASSERT_TRUE(client->Cached("a.example").has_value());
 
@@ -163,6 +166,7 @@ TEST(ClientTest, LocalCacheTtlAndStaleIfError) {
   EXPECT_TRUE(stale->stale);
   EXPECT_EQ(stale->response.source(), v1::SOURCE_STALE);
   EXPECT_EQ(stale->response.ttl().seconds(), 0);
+  EXPECT_EQ(stale->fresh_until, absl::InfinitePast());
   EXPECT_EQ(stale->stale_reason.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(stale->response.decision(), v1::DECISION_DANE);
 

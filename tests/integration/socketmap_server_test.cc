@@ -3,7 +3,9 @@
 // mxpolicyd on the world). Pipelined requests are answered in order, a
 // request may arrive in pieces, a half-closed connection still gets what it
 // is owed, an oversized query is skipped and answered NOTFOUND, and a
-// malformed netstring closes only its own connection.
+// malformed netstring closes only its own connection. A request answered
+// from the reply memo still waits behind earlier ones, and a client that
+// sends without reading gets every reply once it reads (backpressure).
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -11,6 +13,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -41,6 +44,16 @@ class Conn {
               static_cast<ssize_t>(bytes.size()));
   }
   void HalfClose() { shutdown(fd_, SHUT_WR); }
+  // Writes everything, however long the peer takes to read it; false on an
+  // error. Safe to call from another thread than Read's.
+  bool SendAll(const std::string& bytes) {
+    for (size_t sent = 0; sent < bytes.size();) {
+      const ssize_t n = send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      sent += static_cast<size_t>(n);
+    }
+    return true;
+  }
   // Reads until `n` bytes arrived or the peer closed / timed out.
   std::string Read(size_t n) {
     std::string out;
@@ -148,6 +161,44 @@ TEST_F(SocketmapServerTest, MalformedNetstringClosesOnlyItsConnection) {
   const std::string perm =
       Netstring("PERM mxpolicy: request is not \"<mapname> <key>\"");
   EXPECT_EQ(good.Read(perm.size()), perm);
+}
+
+// SPEC I5 + I8: a request answered from the reply memo (nodane.test, asked
+// before) does not overtake an earlier one that needs the service
+// (three-mx.test, asked nowhere else in this suite).
+TEST_F(SocketmapServerTest, MemoisedReplyWaitsForEarlierLookups) {
+  Conn c(port_);
+  ASSERT_TRUE(c.connected());
+  c.Send(Netstring("postfix nodane.test"));
+  ASSERT_EQ(c.Read(kNotFound.size()), kNotFound);
+  c.Send(Netstring("postfix three-mx.test") + Netstring("postfix nodane.test"));
+  const std::string want = kDane + kNotFound;
+  EXPECT_EQ(c.Read(want.size()), want);
+}
+
+// A client that pipelines far more than the adapter buffers for it
+// (1 MiB of replies) and reads only afterwards is not cut off and loses
+// nothing: the adapter stops reading it until it takes its replies. (The
+// answer is cached first: over 1000 lookups pending on one connection
+// would close it, see ServerOptions::max_pending_per_connection.)
+TEST_F(SocketmapServerTest, ClientThatReadsLateGetsEveryReply) {
+  Conn c(port_);
+  ASSERT_TRUE(c.connected());
+  c.Send(Netstring("postfix nodane.test"));
+  ASSERT_EQ(c.Read(kNotFound.size()), kNotFound);
+  constexpr int kRequests = 120000;  // 1.44 MB of replies
+  std::string requests;
+  for (int i = 0; i < kRequests; ++i) requests += Netstring("postfix nodane.test");
+  bool sent = false;
+  std::thread writer([&] { sent = c.SendAll(requests); });
+  usleep(300000);  // nothing read yet: the adapter's buffer fills up
+  std::string want;
+  for (int i = 0; i < kRequests; ++i) want += kNotFound;
+  const std::string got = c.Read(want.size());
+  writer.join();
+  EXPECT_TRUE(sent);
+  EXPECT_EQ(got.size(), want.size());
+  EXPECT_TRUE(got == want);  // (not EXPECT_EQ: 1.44 MB in a failure message)
 }
 
 }  // namespace

@@ -6,8 +6,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "client/postfix/netstring.h"
 #include "client/postfix/policy_reply.h"
+#include "client/postfix/reply_memo.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -209,6 +211,67 @@ TEST(ReplyTest, TempReasonIsPrintableAndBounded) {
   const std::string r = TempReply(std::string(500, '\x01'));
   EXPECT_EQ(r.size(), 5u + 200u);
   EXPECT_EQ(r.find('\x01'), std::string::npos);
+}
+
+// SPEC I8 (answers fast and cached) within D7 (never past the answer's
+// TTL): a memoised reply is served exactly until its answer's fresh_until.
+TEST(ReplyMemoTest, FreshUntilItsAnswerExpires) {
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  ReplyMemo memo(10, 1 << 20);
+  memo.Put("postfix a.example", "12:OK dane-only,", t0 + absl::Seconds(60), t0);
+  const std::string* hit = memo.Find("postfix a.example", t0 + absl::Seconds(59));
+  ASSERT_NE(hit, nullptr);
+  EXPECT_EQ(*hit, "12:OK dane-only,");
+  EXPECT_EQ(memo.Find("postfix a.example", t0 + absl::Seconds(60)), nullptr);
+  // Keyed by the request's exact bytes: another map name or spelling is
+  // another entry (answered the long way, then memoised on its own).
+  EXPECT_EQ(memo.Find("postfix A.example", t0), nullptr);
+  EXPECT_EQ(memo.Find("other a.example", t0), nullptr);
+}
+
+// Stale answers (fresh_until in the past), overlong requests and a memo of
+// size 0 store nothing.
+TEST(ReplyMemoTest, StoresOnlyFreshShortRequests) {
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  ReplyMemo memo(10, 1 << 20);
+  memo.Put("postfix stale.example", "9:NOTFOUND ,", absl::InfinitePast(), t0);
+  memo.Put("postfix now.example", "9:NOTFOUND ,", t0, t0);
+  const std::string long_request =
+      "postfix " + std::string(ReplyMemo::kMaxRequestBytes, 'a');
+  memo.Put(long_request, "9:NOTFOUND ,", t0 + absl::Hours(1), t0);
+  EXPECT_EQ(memo.size(), 0u);
+  ReplyMemo off(0, 1 << 20);
+  off.Put("postfix a.example", "9:NOTFOUND ,", t0 + absl::Hours(1), t0);
+  EXPECT_EQ(off.size(), 0u);
+  EXPECT_EQ(off.Find("postfix a.example", t0), nullptr);
+}
+
+// Bounded in entries and bytes: a full memo takes nothing new until an
+// entry expires (then the expired ones are swept); a newer answer for the
+// same request replaces the old one.
+TEST(ReplyMemoTest, BoundedAndReplaced) {
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  ReplyMemo memo(2, 1 << 20);
+  memo.Put("postfix a", "3:one,", t0 + absl::Seconds(10), t0);
+  memo.Put("postfix b", "3:two,", t0 + absl::Seconds(20), t0);
+  memo.Put("postfix c", "5:three,", t0 + absl::Seconds(30), t0);
+  EXPECT_EQ(memo.Find("postfix c", t0), nullptr);
+  EXPECT_EQ(memo.size(), 2u);
+  const absl::Time t1 = t0 + absl::Seconds(10);  // a expired
+  memo.Put("postfix c", "5:three,", t1 + absl::Seconds(30), t1);
+  EXPECT_EQ(memo.size(), 2u);
+  ASSERT_NE(memo.Find("postfix c", t1), nullptr);
+  EXPECT_EQ(memo.Find("postfix a", t1), nullptr);
+  memo.Put("postfix b", "4:two2,", t1 + absl::Seconds(60), t1);
+  ASSERT_NE(memo.Find("postfix b", t1 + absl::Seconds(30)), nullptr);
+  EXPECT_EQ(*memo.Find("postfix b", t1 + absl::Seconds(30)), "4:two2,");
+  EXPECT_EQ(memo.bytes(), std::string("postfix c5:three,postfix b4:two2,").size());
+
+  ReplyMemo small(100, 20);  // bytes: room for one entry of 15
+  small.Put("postfix a", "3:one,", t0 + absl::Hours(1), t0);
+  small.Put("postfix b", "3:two,", t0 + absl::Hours(1), t0);
+  EXPECT_EQ(small.size(), 1u);
+  EXPECT_EQ(small.bytes(), 15u);
 }
 
 }  // namespace

@@ -92,6 +92,10 @@ struct Policy {
   // `stale_reason` says why.
   bool stale = false;
   absl::Status stale_reason;
+  // Until when this answer may be reused without asking again (by the
+  // client's clock): the end of its TTL for a fresh answer, as held by the
+  // local cache; absl::InfinitePast() for a stale one.
+  absl::Time fresh_until = absl::InfinitePast();
 };
 
 // Counters of one client, for tests and operators' status pages.
