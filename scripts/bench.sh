@@ -73,7 +73,7 @@ bench() {
 }
 
 MAKEFLAGS='' cmake --build "$ROOT/$BUILD_DIR" --target cold_resolve_bench \
-  stampede_bench hot_path_bench memory_bench socketmap_load \
+  stampede_bench hot_path_bench memory_bench socketmap_load socketmap_null_server \
   -- --no-print-directory >/dev/null
 bash "$ROOT/tests/world/world.sh" start "$RUN/world" >/dev/null
 # shellcheck disable=SC1091

@@ -3,7 +3,7 @@
 // (tests/bench/socketmap_bench.sh: mxpolicy-postfix against
 // postfix-mta-sts-resolver's mta-sts-daemon).
 //
-//   socketmap_load --target=127.0.0.1:PORT --connections=N --seconds=S
+//   socketmap_load --target=127.0.0.1:PORT|unix:PATH --connections=N --seconds=S
 //       [--warmup=0.5] --request='postfix sts-crlf.test' [--max-reply=100000]
 //
 // Each of the N persistent TCP connections does what a Postfix smtp(8)
@@ -37,6 +37,7 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -59,7 +60,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr char kUsage[] =
-    "usage: socketmap_load --target=127.0.0.1:PORT --connections=N "
+    "usage: socketmap_load --target=127.0.0.1:PORT|unix:PATH --connections=N "
     "--seconds=S [--warmup=0.5] --request='MAPNAME KEY' "
     "[--max-reply=100000]\n";
 
@@ -101,9 +102,19 @@ bool ParseSeconds(std::string_view s, double* out) {
   return true;
 }
 
-// HOST:PORT with HOST 127.x.y.z or [::1]. Anything else is refused: the
-// benchmark must never send load off the machine.
+// HOST:PORT with HOST 127.x.y.z or [::1], or unix:PATH (Postfix's
+// socketmap:unix:PATH:NAME). Anything else is refused: the benchmark must
+// never send load off the machine.
 bool ParseTarget(std::string_view s, Options* o) {
+  if (s.substr(0, 5) == "unix:") {
+    auto* un = reinterpret_cast<sockaddr_un*>(&o->address);
+    const std::string_view path = s.substr(5);
+    if (path.empty() || path.size() >= sizeof(un->sun_path)) return false;
+    un->sun_family = AF_UNIX;
+    std::memcpy(un->sun_path, path.data(), path.size());
+    o->address_length = sizeof(sockaddr_un);
+    return true;
+  }
   const size_t colon = s.rfind(':');
   if (colon == std::string_view::npos) return false;
   long long port = 0;
@@ -355,8 +366,10 @@ class LoadRun {
       if (c.fd < 0) return Fail("socket", errno);
       // A request that had to be written in two parts must not wait for
       // an ACK (Nagle); normally each request is a single write anyway.
-      const int one = 1;
-      setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      if (family != AF_UNIX) {
+        const int one = 1;
+        setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      }
       if (connect(c.fd, reinterpret_cast<const sockaddr*>(&options_.address),
                   options_.address_length) == 0) {
         c.connected = true;
