@@ -36,8 +36,9 @@
 # caches are warmed and its reply checked before it is measured (correctness
 # before speed). Then, per domain, 1, 4, 16 and 64 connections for 3 s
 # (after 0.5 s warm-up) against each server alternately; the order flips
-# every row. The ceiling is sampled after each 16-connection row and at
-# the end; its best sample counts.
+# every row. At 16 connections (the targets' row) each side is sampled
+# three times, alternately, and its medians count. The ceiling is sampled
+# after each 16-connection row and at the end; its best sample counts.
 #
 # Targets (at 16 connections, on each transport):
 #   sts-crlf.test  ours >= 5x the reference's requests/s, ours p99 <= 1/3 of
@@ -270,6 +271,22 @@ ceiling_sample() {
     fi
 }
 
+# median_of SIDE TRANSPORT DOMAIN C TAG...: RPS/P99 of SIDE/TRANSPORT/DOMAIN/C
+# become the medians of the samples stored under .../C-TAG (each figure
+# on its own)
+median_of() {
+    local k=$1/$2/$3/$4 tag
+    local -a rps=() p99=()
+    shift 4
+    for tag in "$@"; do
+        [[ -z ${RPS[$k-$tag]:-} ]] || rps+=("${RPS[$k-$tag]}")
+        [[ -z ${P99[$k-$tag]:-} ]] || p99+=("${P99[$k-$tag]}")
+    done
+    ((${#rps[@]})) || return 0
+    RPS[$k]=$(printf '%s\n' "${rps[@]}" | sort -g | sed -n "$(((${#rps[@]} + 1) / 2))p")
+    P99[$k]=$(printf '%s\n' "${p99[@]}" | sort -g | sed -n "$(((${#p99[@]} + 1) / 2))p")
+}
+
 # ratio A B: A / B with 2 decimals, "-" when either is missing
 ratio() {
     awk -v a="${1:-}" -v b="${2:-}" 'BEGIN {
@@ -341,12 +358,28 @@ inner_main() {
             done
             for c in "${CONNECTIONS[@]}"; do
                 echo "$transport, $domain, $c connections:"
-                local order=("${sides[@]}")
+                local order=("${sides[@]}") round
                 if ((row % 2 == 1 && have_ours)); then order=(ours ref); fi
-                for side in "${order[@]}"; do
-                    measure "$side" "$transport" "$entry" "$c"
-                done
-                ((c != 16)) || ceiling_sample "$transport" "$domain"
+                if ((c != 16)); then
+                    for side in "${order[@]}"; do
+                        measure "$side" "$transport" "$entry" "$c"
+                    done
+                else
+                    # the targets' row: three rounds, each side's median
+                    for round in 1 2 3; do
+                        for side in "${order[@]}"; do
+                            measure "$side" "$transport" "$entry" "$c" "-$round"
+                            RPS[$side/$transport/$domain/$c-$round]=${RPS[$side/$transport/$domain/$c]:-}
+                            P99[$side/$transport/$domain/$c-$round]=${P99[$side/$transport/$domain/$c]:-}
+                            unset "RPS[$side/$transport/$domain/$c]" "P99[$side/$transport/$domain/$c]"
+                        done
+                        order=("${order[@]:1}" "${order[0]}")
+                    done
+                    for side in "${sides[@]}"; do
+                        median_of "$side" "$transport" "$domain" "$c" 1 2 3
+                    done
+                    ceiling_sample "$transport" "$domain"
+                fi
                 row=$((row + 1))
             done
         done
@@ -370,7 +403,7 @@ inner_main() {
             done
         done
     done
-    echo "(rps: replies per second; ratios: ours / ref)"
+    echo "(rps: replies per second; ratios: ours / ref; at 16 connections: medians of 3)"
     echo
     echo "ceiling at 16 connections, best of 3 samples (ours as a share of it):"
     for transport in "${TRANSPORTS[@]}"; do
