@@ -23,14 +23,18 @@ void ReplyMemo::Put(absl::string_view request, absl::string_view encoded_reply,
   auto full = [&] {
     return entries_.size() >= max_entries_ || bytes_ + cost > max_bytes_;
   };
-  if (full() && now >= next_expiry_) Sweep(now);
+  if (full() && now >= next_expiry_ && now >= last_sweep_ + kSweepInterval) {
+    Sweep(now);
+  }
   if (full()) return;
   entries_.emplace(std::string(request),
                    Entry{std::string(encoded_reply), fresh_until});
   bytes_ += cost;
+  next_expiry_ = std::min(next_expiry_, fresh_until);
 }
 
 void ReplyMemo::Sweep(absl::Time now) {
+  last_sweep_ = now;
   next_expiry_ = absl::InfiniteFuture();
   for (auto it = entries_.begin(); it != entries_.end();) {
     if (now >= it->second.fresh_until) {

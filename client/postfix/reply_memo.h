@@ -24,8 +24,10 @@
 namespace mxpolicy::postfix {
 
 // Contract: not thread-safe (the socketmap server's loop thread owns it);
-// no I/O; Find is O(1), Put is O(1) amortised (a full memo is swept for
-// expired entries at most once per expiry).
+// no I/O; Find is O(1); Put is O(1) except that a full memo is swept for
+// expired entries (O(entries), ~1 ms for 10^5) when its earliest entry has
+// expired, at most once a second. Times are whatever clock the caller
+// uses for both `now` and `fresh_until`.
 class ReplyMemo {
  public:
   // Requests longer than this are never stored (real keys are domain
@@ -43,8 +45,8 @@ class ReplyMemo {
 
   // Remembers `encoded_reply` for `request` until `fresh_until`. Nothing
   // is stored when that is not after `now`, when the request is too long,
-  // or when the memo is full of fresh entries (the request is then simply
-  // answered the long way next time).
+  // or when the memo is full and no sweep is due or it freed no room (the
+  // request is then simply answered the long way next time).
   void Put(absl::string_view request, absl::string_view encoded_reply,
            absl::Time fresh_until, absl::Time now);
 
@@ -56,14 +58,18 @@ class ReplyMemo {
     std::string encoded_reply;
     absl::Time fresh_until;
   };
+  static constexpr absl::Duration kSweepInterval = absl::Seconds(1);
+
   // Drops every entry expired at `now` and notes when the next one
   // expires.
   void Sweep(absl::Time now);
 
   const size_t max_entries_, max_bytes_;
   size_t bytes_ = 0;
-  // A full memo is not swept again before this (nothing expires sooner).
-  absl::Time next_expiry_ = absl::InfinitePast();
+  // The earliest fresh_until of the entries (or earlier): a full memo is
+  // not swept before it, nor within kSweepInterval of the last sweep.
+  absl::Time next_expiry_ = absl::InfiniteFuture();
+  absl::Time last_sweep_ = absl::InfinitePast();
   absl::flat_hash_map<std::string, Entry> entries_;
 };
 

@@ -404,7 +404,11 @@ void SocketmapServer::Flush(Connection& c) {
     c.out_offset += static_cast<size_t>(n);
   }
   if (c.out_offset == c.out.size()) {
-    c.out.clear();
+    if (c.out.capacity() > 65536) {
+      std::string().swap(c.out);  // a burst is over: give its memory back
+    } else {
+      c.out.clear();
+    }
     c.out_offset = 0;
   } else if (c.out_offset >= 65536) {  // a slow reader: drop what it took
     c.out.erase(0, c.out_offset);

@@ -40,10 +40,13 @@ struct ServerOptions {
   size_t max_connections = 20000;    // beyond: accepted and closed
   size_t max_pending_per_connection = 1000;  // pipelined requests
   // Replies not yet taken by a client beyond which its connection is not
-  // read until it takes them (backpressure on a client that never reads).
+  // read until it takes them (backpressure on a client that never reads;
+  // checked between reads, so one read's worth of replies may go past it,
+  // besides the replies waiting behind a pending lookup).
   size_t max_buffered_reply_bytes = size_t{1} << 20;
-  // A connection with nothing pending is closed after this long idle
-  // (Postfix closes its own after 10 s idle; this only reclaims dead ones).
+  // A connection with no lookup pending and nothing read from it for this
+  // long is closed, replies it has not taken included (Postfix closes its
+  // own after 10 s idle; this only reclaims dead ones).
   absl::Duration idle_timeout = absl::Minutes(5);
   // The reply memo's bounds (0 entries: none); main sizes it like the
   // client library's local cache.
@@ -53,7 +56,8 @@ struct ServerOptions {
 
 // Contract: Create() binds and listens; Run() serves on the calling thread
 // until Shutdown() (thread-safe, async-signal-unsafe) is called. `client`
-// must outlive the server.
+// must outlive the server and run on the real clock (ClientOptions::clock
+// unset): the memo compares Policy::fresh_until with absl::Now().
 class SocketmapServer {
  public:
   static absl::StatusOr<std::unique_ptr<SocketmapServer>> Create(

@@ -274,5 +274,30 @@ TEST(ReplyMemoTest, BoundedAndReplaced) {
   EXPECT_EQ(small.bytes(), 15u);
 }
 
+// A full memo keeps taking new requests as its entries expire, however
+// often that happens (it sweeps at most once a second).
+TEST(ReplyMemoTest, KeepsTakingNewRequestsAfterEachExpiry) {
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  ReplyMemo memo(2, 1 << 20);
+  memo.Put("postfix a", "3:one,", t0 + absl::Seconds(10), t0);
+  memo.Put("postfix b", "3:two,", t0 + absl::Seconds(10), t0);
+  const absl::Time t1 = t0 + absl::Seconds(10);  // both expired
+  memo.Put("postfix c", "5:three,", t1 + absl::Seconds(10), t1);
+  memo.Put("postfix d", "4:four,", t1 + absl::Milliseconds(10500), t1);
+  EXPECT_EQ(memo.size(), 2u);
+  ASSERT_NE(memo.Find("postfix d", t1), nullptr);
+  const absl::Time t2 = t1 + absl::Seconds(10);  // c expired, d not yet
+  memo.Put("postfix e", "4:five,", t2 + absl::Seconds(10), t2);
+  ASSERT_NE(memo.Find("postfix e", t2), nullptr);
+  EXPECT_EQ(memo.Find("postfix c", t2), nullptr);
+  // d expires half a second after that sweep: the next one waits for the
+  // second to pass.
+  memo.Put("postfix f", "3:six,", t2 + absl::Seconds(10), t2 + absl::Milliseconds(600));
+  EXPECT_EQ(memo.Find("postfix f", t2 + absl::Milliseconds(600)), nullptr);
+  memo.Put("postfix f", "3:six,", t2 + absl::Seconds(10), t2 + absl::Seconds(1));
+  ASSERT_NE(memo.Find("postfix f", t2 + absl::Seconds(1)), nullptr);
+  EXPECT_EQ(memo.size(), 2u);
+}
+
 }  // namespace
 }  // namespace mxpolicy::postfix
