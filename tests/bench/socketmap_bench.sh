@@ -29,8 +29,10 @@
 # socketmap:inet:127.0.0.1:PORT:NAME, the transport the targets were set
 # for) and on a Unix socket (socketmap:unix:PATH:NAME, which both serve).
 # The ceiling: tests/bench/socketmap_null_server, which answers NOTFOUND
-# without reading the key, on both transports: what the kernel and the load
-# generator allow on this machine (no server can be faster). Domains: sts-crlf.test (an enforce MTA-STS policy;
+# without looking at the key, on both transports: the rate of a server that
+# does no work, i.e. what the kernel and the load generator allow on this
+# machine (a sample of a real server can exceed it only by the machine's
+# drift). Domains: sts-crlf.test (an enforce MTA-STS policy;
 # expected reply "OK secure match=...") and nodane.test (no MTA-STS, no
 # DANE: "NOTFOUND ", what most real destinations look like). Each server's
 # caches are warmed and its reply checked before it is measured (correctness
@@ -46,8 +48,9 @@
 #   nodane.test    ours >= 10x the reference's requests/s (each request makes
 #                  the reference ask DNS for _mta-sts.<domain>: it caches no
 #                  negative answer)
-# A target above the ceiling (factor x the reference's rate > the null
-# server's rate) is marked so: no server could meet it on this machine.
+# A throughput target above the ceiling (factor x the reference's rate >
+# the null server's best rate) is marked so: a server doing no work at all
+# would miss it too.
 #
 # Exit: 0 every reply correct and every target met; 1 a target missed, a
 #       wrong reply, an error, or mxpolicy-postfix not built (the reference
@@ -265,7 +268,11 @@ ceiling_sample() {
     local transport=$1 k=ceil/$1/nodane.test/16
     local best_rps=${RPS[$k]:-} best_p99=${P99[$k]:-}
     measure ceil "$transport" "${DOMAINS[1]}" 16 "-$2"
-    if [[ -n $best_rps ]] &&
+    # (a sample with a wrong reply, already counted as a failure, never
+    # becomes the ceiling)
+    if ! correct "$RUN/load-ceil-$transport-nodane.test-16-$2" "${DOMAINS[1]}"; then
+        RPS[$k]=$best_rps P99[$k]=$best_p99
+    elif [[ -n $best_rps ]] &&
         awk -v a="${RPS[$k]:-0}" -v b="$best_rps" 'BEGIN { exit !(a < b) }'; then
         RPS[$k]=$best_rps P99[$k]=$best_p99
     fi
@@ -312,9 +319,10 @@ target() {
         verdict=met
     else
         verdict=MISSED
-        if [[ -n $ceil ]] && awk -v r="$r" -v f="$factor" -v c="$ceil" \
-            'BEGIN { exit !(f * r > c) }'; then
-            verdict+=" (${factor}x ref = $(awk -v r="$r" -v f="$factor" 'BEGIN { printf "%.0f", f * r }') rps is above this machine's ceiling of $ceil)"
+        # the throughput part missed, and even the null server is slower
+        if [[ -n $ceil ]] && awk -v o="$o" -v r="$r" -v f="$factor" -v c="$ceil" \
+            'BEGIN { exit !(o < f * r && f * r > c) }'; then
+            verdict+=" (${factor}x ref = $(awk -v r="$r" -v f="$factor" 'BEGIN { printf "%.0f", f * r }') rps is above the ceiling: the null server's best was $ceil)"
         fi
     fi
     printf '  %-4s %-14s rps ratio %s, p99 ratio %s (target: %s): %s\n' "$transport" \

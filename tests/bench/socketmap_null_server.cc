@@ -1,10 +1,10 @@
-// socketmap_null_server: the fastest socketmap server this machine can run,
-// as the ceiling of the socketmap benchmark (tests/bench/socketmap_bench.sh).
-// It answers every request "NOTFOUND " without looking at the key: one
-// thread, one epoll loop, one read and one write per closed-loop request,
-// no allocation per request. Whatever rate the load generator reaches
-// against it is what the kernel's sockets and the load generator itself
-// allow on this machine; no real server can be faster.
+// socketmap_null_server: a socketmap server that does no work, as the
+// ceiling of the socketmap benchmark (tests/bench/socketmap_bench.sh). It
+// answers every request "NOTFOUND " without looking at the key: one thread,
+// one epoll loop, one read and one write per closed-loop request, no
+// allocation per request. The rate the load generator reaches against it
+// is what the kernel's sockets and the load generator itself allow on this
+// machine; a real server can only match it (within the machine's drift).
 //
 //   socketmap_null_server --listen=127.0.0.1:PORT | --listen=unix:PATH
 //
