@@ -25,9 +25,9 @@ namespace mxpolicy::postfix {
 
 // Contract: not thread-safe (the socketmap server's loop thread owns it);
 // no I/O; Find is O(1); Put is O(1) except that a full memo is swept for
-// expired entries (O(entries), ~1 ms for 10^5) when its earliest entry has
-// expired, at most once a second. Times are whatever clock the caller
-// uses for both `now` and `fresh_until`.
+// expired entries (O(entries)) when its earliest entry has expired, at
+// most once a second. Times are whatever clock the caller uses for both
+// `now` and `fresh_until`.
 class ReplyMemo {
  public:
   // Requests longer than this are never stored (real keys are domain
