@@ -54,6 +54,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/bench/local_address.h"
+
 namespace mxpolicy::bench {
 namespace {
 
@@ -102,41 +104,6 @@ bool ParseSeconds(std::string_view s, double* out) {
   return true;
 }
 
-// HOST:PORT with HOST 127.x.y.z or [::1], or unix:PATH (Postfix's
-// socketmap:unix:PATH:NAME). Anything else is refused: the benchmark must
-// never send load off the machine.
-bool ParseTarget(std::string_view s, Options* o) {
-  if (s.substr(0, 5) == "unix:") {
-    auto* un = reinterpret_cast<sockaddr_un*>(&o->address);
-    const std::string_view path = s.substr(5);
-    if (path.empty() || path.size() >= sizeof(un->sun_path)) return false;
-    un->sun_family = AF_UNIX;
-    std::memcpy(un->sun_path, path.data(), path.size());
-    o->address_length = sizeof(sockaddr_un);
-    return true;
-  }
-  const size_t colon = s.rfind(':');
-  if (colon == std::string_view::npos) return false;
-  long long port = 0;
-  if (!ParseInt(s.substr(colon + 1), 1, 65535, &port)) return false;
-  std::string host(s.substr(0, colon));
-  if (host == "[::1]") {
-    auto* a6 = reinterpret_cast<sockaddr_in6*>(&o->address);
-    a6->sin6_family = AF_INET6;
-    a6->sin6_port = htons(static_cast<uint16_t>(port));
-    a6->sin6_addr = in6addr_loopback;
-    o->address_length = sizeof(sockaddr_in6);
-    return true;
-  }
-  auto* a4 = reinterpret_cast<sockaddr_in*>(&o->address);
-  if (inet_pton(AF_INET, host.c_str(), &a4->sin_addr) != 1) return false;
-  if ((ntohl(a4->sin_addr.s_addr) >> 24) != 127) return false;
-  a4->sin_family = AF_INET;
-  a4->sin_port = htons(static_cast<uint16_t>(port));
-  o->address_length = sizeof(sockaddr_in);
-  return true;
-}
-
 bool ParseFlags(int argc, char** argv, Options* o) {
   bool have_target = false, have_connections = false, have_seconds = false,
        have_request = false;
@@ -149,7 +116,8 @@ bool ParseFlags(int argc, char** argv, Options* o) {
     bool ok = true;
     if (name == "--target") {
       o->target = std::string(value);
-      ok = have_target = ParseTarget(value, o);
+      ok = have_target =
+          ParseLocalAddress(value, &o->address, &o->address_length);
     } else if (name == "--connections") {
       // 10000: far above any Postfix process limit; keeps the epoll event
       // array and the file descriptor count sane.

@@ -7,6 +7,7 @@
 // machine; a real server can only match it (within the machine's drift).
 //
 //   socketmap_null_server --listen=127.0.0.1:PORT | --listen=unix:PATH
+//   (loopback addresses only)
 //
 // Runs until SIGTERM/SIGINT. Netstrings are checked (digits, ':', ','): a
 // malformed one, or a request over 10 000 bytes, closes its connection.
@@ -21,7 +22,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -30,41 +30,24 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/bench/local_address.h"
+
 namespace {
 
 constexpr std::string_view kReply = "9:NOTFOUND ,";
 constexpr size_t kMaxRequest = 10000;
 volatile std::sig_atomic_t g_stop = 0;
 
+// A listening socket on `spec` (local addresses only), or -1.
 int Listen(std::string_view spec) {
   sockaddr_storage ss{};
   socklen_t len = 0;
-  int family = AF_INET;
-  if (spec.substr(0, 5) == "unix:") {
-    auto* un = reinterpret_cast<sockaddr_un*>(&ss);
-    const std::string_view path = spec.substr(5);
-    if (path.empty() || path.size() >= sizeof(un->sun_path)) return -1;
-    un->sun_family = family = AF_UNIX;
-    std::memcpy(un->sun_path, path.data(), path.size());
-    unlink(un->sun_path);
-    len = sizeof(*un);
-  } else {
-    const size_t colon = spec.rfind(':');
-    int port = -1;
-    if (colon == std::string_view::npos) return -1;
-    auto [end, ec] = std::from_chars(spec.data() + colon + 1,
-                                     spec.data() + spec.size(), port);
-    if (ec != std::errc() || end != spec.data() + spec.size() || port < 1 ||
-        port > 65535) {
-      return -1;
-    }
-    auto* in = reinterpret_cast<sockaddr_in*>(&ss);
-    in->sin_family = AF_INET;
-    in->sin_port = htons(static_cast<uint16_t>(port));
-    const std::string host(spec.substr(0, colon));
-    if (inet_pton(AF_INET, host.c_str(), &in->sin_addr) != 1) return -1;
-    len = sizeof(*in);
+  if (!mxpolicy::bench::ParseLocalAddress(spec, &ss, &len)) {
+    errno = EINVAL;
+    return -1;
   }
+  if (ss.ss_family == AF_UNIX) unlink(reinterpret_cast<sockaddr_un*>(&ss)->sun_path);
+  const int family = ss.ss_family;
   const int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   const int one = 1;
