@@ -242,7 +242,8 @@ warm() {
 }
 
 # measure SIDE TRANSPORT DOMAIN_ENTRY CONNECTIONS [TAG]: one sample into
-# RPS/P99 (TAG: a suffix for the output file of a repeated sample)
+# RPS/P99 under SIDE/TRANSPORT/DOMAIN/CONNECTIONS[TAG] (TAG: "-N" for one
+# of several samples of the same cell)
 measure() {
     local side=$1 transport=$2 entry=$3 domain=${3%%|*} c=$4
     local out=$RUN/load-$side-$transport-$domain-$c${5:-} rc=0
@@ -257,8 +258,8 @@ measure() {
     if ! correct "$out" "$entry"; then
         FAILURES+=("$side ($transport): wrong replies for $domain at $c connections")
     fi
-    RPS[$side/$transport/$domain/$c]=$(field "$out" rps)
-    P99[$side/$transport/$domain/$c]=$(field "$out" p99_ms)
+    RPS[$side/$transport/$domain/$c${5:-}]=$(field "$out" rps)
+    P99[$side/$transport/$domain/$c${5:-}]=$(field "$out" p99_ms)
 }
 
 # ceiling_sample TRANSPORT NAME: one more sample of the null server at 16
@@ -266,15 +267,14 @@ measure() {
 # run: this machine's speed drifts by tens of per cent)
 ceiling_sample() {
     local transport=$1 k=ceil/$1/nodane.test/16
-    local best_rps=${RPS[$k]:-} best_p99=${P99[$k]:-}
     measure ceil "$transport" "${DOMAINS[1]}" 16 "-$2"
+    local sample=${RPS[$k-$2]:-}
     # (a sample with a wrong reply, already counted as a failure, never
     # becomes the ceiling)
-    if ! correct "$RUN/load-ceil-$transport-nodane.test-16-$2" "${DOMAINS[1]}"; then
-        RPS[$k]=$best_rps P99[$k]=$best_p99
-    elif [[ -n $best_rps ]] &&
-        awk -v a="${RPS[$k]:-0}" -v b="$best_rps" 'BEGIN { exit !(a < b) }'; then
-        RPS[$k]=$best_rps P99[$k]=$best_p99
+    if [[ -n $sample ]] &&
+        correct "$RUN/load-ceil-$transport-nodane.test-16-$2" "${DOMAINS[1]}" &&
+        awk -v a="$sample" -v b="${RPS[$k]:-0}" 'BEGIN { exit !(a > b) }'; then
+        RPS[$k]=$sample P99[$k]=${P99[$k-$2]}
     fi
 }
 
@@ -377,9 +377,6 @@ inner_main() {
                     for round in 1 2 3; do
                         for side in "${order[@]}"; do
                             measure "$side" "$transport" "$entry" "$c" "-$round"
-                            RPS[$side/$transport/$domain/$c-$round]=${RPS[$side/$transport/$domain/$c]:-}
-                            P99[$side/$transport/$domain/$c-$round]=${P99[$side/$transport/$domain/$c]:-}
-                            unset "RPS[$side/$transport/$domain/$c]" "P99[$side/$transport/$domain/$c]"
                         done
                         order=("${order[@]:1}" "${order[0]}")
                     done
